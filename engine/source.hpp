@@ -1,0 +1,65 @@
+// Source: the seam between the planner/scheduler and a transport (file, http, s3). The scheduler says "read
+// [offset, offset+length) of this object into these pieces of memory" on a worker thread; the source issues the
+// I/O on that worker's loop and reports once, on the same thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/worker.hpp"
+#include "ringfetch/error.hpp"
+#include "ringfetch/stats.hpp"
+
+namespace ringfetch::engine {
+
+struct StatsCounters;
+
+struct SourceDefaults {
+  uint64_t max_gap = 0;
+  uint64_t part_size = 8ull << 20;
+  uint64_t alignment = 1;        // O_DIRECT: 4096
+  unsigned max_in_flight = 32;   // requests in flight per fetch
+};
+
+// An opened object: its key, its size and whatever the source needs to read it (fd, URL, pinned ETag).
+class SourceObject {
+ public:
+  static constexpr uint64_t kUnknownSize = UINT64_MAX;
+  virtual ~SourceObject() = default;
+  std::string key;
+  std::string display;  // URL for messages
+  uint64_t size = kUnknownSize;
+};
+
+// One destination piece of a request. data == nullptr means "gap bytes: read them into the worker's scratch".
+struct ReadPiece {
+  std::byte* data = nullptr;
+  uint64_t length = 0;
+  int32_t buf_index = -1;  // registered slot holding data, or -1
+};
+
+struct ReadTask {
+  std::shared_ptr<SourceObject> object;
+  uint64_t offset = 0;
+  uint64_t length = 0;           // sum of piece lengths
+  std::vector<ReadPiece> pieces;  // consecutive: piece k starts where k-1 ended
+  // Called exactly once on the worker thread that started the read. The task may be destroyed inside it.
+  std::function<void(Status)> done;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual SourceDefaults defaults() const = 0;
+  // Opens (or HEADs) an object, synchronously; the size may stay unknown for sources that learn it later.
+  virtual Status open_object(const std::string& key, std::shared_ptr<SourceObject>* out) = 0;
+  // Starts `task` on `worker` (called on that worker's thread). The source owns any per-read state.
+  virtual void start_read(Worker& worker, ReadTask* task) = 0;
+  // Cancels reads in flight (called on shutdown of a fetch); each still calls done() with kCancelled.
+  virtual void cancel_reads(Worker& worker) { (void)worker; }
+};
+
+}  // namespace ringfetch::engine

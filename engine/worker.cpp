@@ -1,0 +1,87 @@
+// Worker implementation: the loop of one engine thread — run posted tasks, then let the ring run callbacks,
+// sleeping in the kernel when idle; at stop, keep running until every operation issued here has completed.
+#include "engine/worker.hpp"
+
+#include <future>
+
+namespace ringfetch::engine {
+
+std::unique_ptr<Worker> Worker::start(unsigned id, BackendKind kind, const LoopOptions& options,
+                                      std::string* reason) {
+  std::unique_ptr<Worker> worker(new Worker(id));
+  std::promise<std::string> created;
+  Worker* self = worker.get();
+  worker->thread_ = std::thread([self, kind, options, &created] {
+    std::string why;
+    self->loop_ = make_io_loop(kind, options, &why);
+    const bool ok = self->loop_ != nullptr;
+    created.set_value(ok ? std::string() : (why.empty() ? std::string("unknown error") : why));
+    if (ok) self->run();
+  });
+  std::string why = created.get_future().get();
+  if (!why.empty()) {
+    worker->thread_.join();
+    *reason = why;
+    return nullptr;
+  }
+  return worker;
+}
+
+Worker::~Worker() { stop(); }
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true);
+  loop_->wake();
+  thread_.join();
+}
+
+void Worker::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  loop_->wake();
+}
+
+void Worker::call(const std::function<void()>& task) {
+  if (on_worker_thread()) {
+    task();
+    return;
+  }
+  std::promise<void> done;
+  post([&] {
+    task();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+bool Worker::run_tasks() {
+  std::vector<std::function<void()>> batch;
+  {
+    std::lock_guard lock(mutex_);
+    batch.swap(tasks_);
+  }
+  for (auto& task : batch) task();
+  return !batch.empty();
+}
+
+void Worker::run() {
+  uint64_t drain_deadline = 0;
+  for (;;) {
+    bool ran_tasks = run_tasks();
+    if (stopping_.load()) {
+      if (drain_deadline == 0) drain_deadline = monotonic_ns() + kDrainLimitNs;
+      bool idle;
+      {
+        std::lock_guard lock(mutex_);
+        idle = tasks_.empty();
+      }
+      if ((idle && loop_->in_flight() == 0) || monotonic_ns() > drain_deadline) break;
+    }
+    loop_->run_once(ran_tasks ? 0 : (stopping_.load() ? 10'000'000 : kIdleWaitNs));
+  }
+}
+
+}  // namespace ringfetch::engine

@@ -1,0 +1,25 @@
+// Engine counters. Tests assert on these (requests issued, bytes over-fetched, bytes copied in user space);
+// benchmarks time the work they describe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ringfetch {
+
+struct Stats {
+  uint64_t requests = 0;           // read requests put on the wire or issued to a file (retries not included)
+  uint64_t bytes_requested = 0;    // distinct bytes the plans asked for
+  uint64_t bytes_fetched = 0;      // bytes read from sources (requested + coalesced gaps + alignment padding)
+  uint64_t bytes_body = 0;         // HTTP response body bytes received
+  uint64_t bytes_copied_user = 0;  // bytes memcpy'd by ringfetch in user space (HTTP head remnants, bounces)
+  uint64_t items = 0;              // items delivered
+  uint64_t retries = 0;            // requests retried after a transient failure
+  uint64_t errors = 0;             // items that completed with an error
+  uint64_t arena_waits = 0;        // times the scheduler waited for views to be released (backpressure)
+  std::string backend;             // "io_uring" or "epoll"
+  bool buffers_registered = false;  // arena registered with the kernel (READ_FIXED in use)
+  std::string fallback_reason;     // why io_uring or registration is not in use; empty when both are
+};
+
+}  // namespace ringfetch

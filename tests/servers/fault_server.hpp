@@ -1,0 +1,118 @@
+// FaultServer: a small HTTP/1.1 server of our own on 127.0.0.1, for the faults that nginx and s3rver cannot produce
+// on demand (reset mid-body, stalls, 503 storms, wrong Content-Range, truncated / oversized / garbage heads, a
+// server closing a kept-alive connection). It serves one in-memory object at every target (GET and HEAD; single
+// byte ranges `a-b`, `a-`, `-n` answered 206 with Content-Range, Content-Length and ETag; If-Match checked against
+// the current ETag, 412 otherwise), keeps connections alive, and applies a script of faults, one per request, to the
+// next requests in arrival order; once the script is empty it behaves normally again. Tests read back what arrived:
+// counters and a log of request heads (to check Range, If-Match, Authorization, ...).
+// It runs one epoll loop on its own thread; stop() wakes it through an eventfd and closes every descriptor.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ringfetch::testing {
+
+enum class FaultKind {
+  kResetMidBody,       // head + `body_bytes` of the body, then RST (SO_LINGER 0)
+  kStall,              // nothing (or, with send_head, head + `body_bytes`), then silence until client close or stop
+  kStatus,             // `status` with an S3 XML error body (<Code>s3_code</Code>) and Content-Length; kept alive
+  kTruncatedBody,      // head with the full Content-Length, `body_bytes` of the body, then close (FIN)
+  kWrongContentRange,  // correct body, but Content-Range shifted by `range_shift` (206 even without Range)
+  kOversizedHead,      // the normal response with more than 64 KiB of filler headers in its head
+  kGarbageHead,        // bytes that are not HTTP, then close
+  kCloseAfterHead,     // the head (full Content-Length) and no body, then close
+  kCloseIdle,          // close the connection without answering (a server dropping an idle keep-alive connection)
+  kFull200,            // ignore Range: 200 with the whole object
+  kChangeEtag,         // the object gets a new ETag from this request on (this answer already carries it)
+};
+
+struct Fault {
+  FaultKind kind = FaultKind::kStatus;
+  uint64_t body_bytes = 0;   // kResetMidBody, kTruncatedBody, kStall (with send_head); clamped to the body size
+  bool send_head = false;    // kStall
+  int status = 503;          // kStatus
+  std::string s3_code;       // kStatus; empty: derived from status (503 SlowDown, 500 InternalError, ...)
+  int64_t range_shift = 1;   // kWrongContentRange
+
+  static Fault reset_mid_body(uint64_t body_bytes);
+  static Fault stall();
+  static Fault stall_after_head(uint64_t body_bytes = 0);
+  static Fault status_error(int status = 503, std::string s3_code = {});
+  static Fault truncated_body(uint64_t body_bytes);
+  static Fault wrong_content_range(int64_t range_shift = 1);
+  static Fault oversized_head();
+  static Fault garbage_head();
+  static Fault close_after_head();
+  static Fault close_idle();
+  static Fault full_200();
+  static Fault change_etag();
+};
+
+// One request head as received. Malformed heads (answered 400) are neither logged nor counted.
+struct LoggedRequest {
+  uint64_t connection = 0;  // ordinal of the connection it came on, 1 for the first accepted
+  std::string method;
+  std::string target;
+  std::string version;
+  std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
+
+  // Value of the first header named `name` (case-insensitive).
+  std::optional<std::string> header(std::string_view name) const;
+};
+
+struct FaultServerOptions {
+  // Connections beyond this are accepted and closed at once.
+  std::size_t max_connections = 256;
+  // A request head longer than this is answered 431 and the connection closed.
+  std::size_t max_request_head_bytes = 64 * 1024;
+  // The log keeps the most recent requests only.
+  std::size_t max_logged_requests = 4096;
+  // Answer 412 when If-Match does not name the current ETag (S3 does; set false to mimic servers that ignore it).
+  bool honor_if_match = true;
+};
+
+class FaultServer {
+ public:
+  // Listens on 127.0.0.1 on a kernel-chosen port and starts the loop thread. Throws std::system_error on failure.
+  explicit FaultServer(std::vector<std::byte> object, FaultServerOptions options = {});
+  // stop().
+  ~FaultServer();
+  FaultServer(const FaultServer&) = delete;
+  FaultServer& operator=(const FaultServer&) = delete;
+
+  // Wakes and joins the loop thread and closes every connection (stalled clients see EOF) and descriptor. Idempotent.
+  void stop();
+
+  uint16_t port() const noexcept;
+  // "http://127.0.0.1:PORT".
+  std::string endpoint() const;
+  const std::vector<std::byte>& object() const noexcept;
+  // The ETag currently served, quotes included.
+  std::string etag() const;
+
+  // Appends to the fault script; each fault applies to one later request, in order.
+  void push_fault(Fault fault);
+  void push_faults(const std::vector<Fault>& faults);
+  std::size_t pending_faults() const;
+  void clear_faults();
+
+  uint64_t requests_received() const noexcept;
+  uint64_t connections_accepted() const noexcept;
+  std::vector<LoggedRequest> request_log() const;
+  // Blocks until at least `count` requests have been received; false on timeout.
+  bool wait_for_requests(uint64_t count, std::chrono::milliseconds timeout) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringfetch::testing
