@@ -100,7 +100,7 @@ class FileSource final : public Source {
     return d;
   }
 
-  Status open_object(const std::string& key, std::shared_ptr<SourceObject>* out) override {
+  Status open_object(const std::string& key, bool, std::shared_ptr<SourceObject>* out) override {
     auto object = std::make_shared<FileObject>();
     const std::string path = join_path(root_, key);
     object->key = key;

@@ -152,8 +152,9 @@ bool any_destination(std::span<const PlannerItem> items) {
   return std::any_of(items.begin(), items.end(), [](const PlannerItem& item) { return item.has_destination; });
 }
 
-// Exact extents: overlapping plain items are unioned; items that only touch stay apart (so each extent is one
-// caller-visible run of bytes); a destination item is always alone. Extent::first_item indexes `sorted`, which
+// Exact extents: overlapping plain items are unioned (they must share memory); items that only touch stay
+// apart, so each one's memory can be released as soon as its own views are dropped; a destination item is
+// always alone. Extent::first_item indexes `sorted`, which
 // becomes extent_items. Returns the number of distinct item bytes (extents are disjoint, so their lengths sum
 // to the size of the union). `has_destinations` false skips looking items up in caller order, which for a
 // large shuffled plan is one cache miss per item.

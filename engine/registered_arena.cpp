@@ -71,10 +71,12 @@ bool RegisteredArena::allocate_locked(uint64_t length, uint64_t alignment, Arena
   length = align_up(std::max<uint64_t>(length, 1), kMinAlignment);
   for (unsigned c = 0; c < free_.size(); ++c) {
     auto& blocks = free_[c];
+    // Alignment is of the address, not of the offset: the mapping itself is only page-aligned.
+    const auto chunk_base = reinterpret_cast<uintptr_t>(chunks_[c].data());
     for (auto it = blocks.begin(); it != blocks.end(); ++it) {
       const uint64_t block_start = it->first;
       const uint64_t block_end = it->first + it->second;
-      const uint64_t start = align_up(block_start, alignment);
+      const uint64_t start = align_up(chunk_base + block_start, alignment) - chunk_base;
       if (start + length > block_end) continue;
       blocks.erase(it);
       if (start > block_start) blocks.emplace(block_start, start - block_start);

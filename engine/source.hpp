@@ -54,8 +54,9 @@ class Source {
  public:
   virtual ~Source() = default;
   virtual SourceDefaults defaults() const = 0;
-  // Opens (or HEADs) an object, synchronously; the size may stay unknown for sources that learn it later.
-  virtual Status open_object(const std::string& key, std::shared_ptr<SourceObject>* out) = 0;
+  // Opens an object, synchronously. With need_size the size must be known on success (a network source sends
+  // a HEAD); without it the size may stay unknown (kUnknownSize) and the source checks it as responses arrive.
+  virtual Status open_object(const std::string& key, bool need_size, std::shared_ptr<SourceObject>* out) = 0;
   // Starts `task` on `worker` (called on that worker's thread). The source owns any per-read state.
   virtual void start_read(Worker& worker, ReadTask* task) = 0;
   // Cancels reads in flight (called on shutdown of a fetch); each still calls done() with kCancelled.

@@ -48,7 +48,7 @@ Engine& Store::engine() const noexcept { return *state_->engine; }
 
 uint64_t Store::size(std::string_view object) {
   std::shared_ptr<engine::SourceObject> opened;
-  state_->source->open_object(std::string(object), &opened).check();
+  state_->source->open_object(std::string(object), true, &opened).check();
   if (opened->size == engine::SourceObject::kUnknownSize)
     throw Error(ErrorKind::kUnsupported, "the size of " + opened->display + " is unknown");
   return opened->size;
@@ -79,11 +79,14 @@ std::shared_ptr<detail::FetchState> plan_fetch(const std::shared_ptr<detail::Sto
     auto [it, inserted] = object_ids.emplace(item.object, static_cast<uint32_t>(object_ids.size()));
     if (inserted) {
       std::shared_ptr<engine::SourceObject> opened;
-      store->source->open_object(item.object, &opened).check();
+      store->source->open_object(item.object, false, &opened).check();
       state->objects.push_back(std::move(opened));
       state->object_names.push_back(std::make_shared<const std::string>(item.object));
     }
-    planner_items.push_back({it->second, item.offset, item.length, !item.destination.empty()});
+    // O_DIRECT can read in place only into block-aligned memory; other destinations are filled by a copy.
+    const bool in_place = !item.destination.empty() &&
+                          reinterpret_cast<uintptr_t>(item.destination.data()) % store->defaults.alignment == 0;
+    planner_items.push_back({it->second, item.offset, item.length, in_place});
     state->items.push_back({it->second, item.offset, item.length, item.destination, false});
   }
   std::vector<uint64_t> sizes;

@@ -10,6 +10,7 @@
 #include "engine/url.hpp"
 
 #include <array>
+#include <initializer_list>
 #include <optional>
 
 namespace ringfetch::engine {
@@ -48,6 +49,15 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::string concat(std::initializer_list<std::string_view> pieces) {
+  size_t size = 0;
+  for (std::string_view piece : pieces) size += piece.size();
+  std::string result;
+  result.reserve(size);
+  for (std::string_view piece : pieces) result.append(piece);
+  return result;
+}
+
 // The URL as quoted in messages: userinfo replaced by "***", non-printable bytes escaped, long URLs cut.
 std::string quote_for_message(std::string_view text) {
   std::string redacted;
@@ -56,7 +66,7 @@ std::string quote_for_message(std::string_view text) {
     const size_t authority_end = text.find_first_of("/?#", authority + 2);
     const size_t at = text.substr(0, authority_end).rfind('@');
     if (at != std::string_view::npos && at > authority) {
-      redacted = std::string(text.substr(0, authority + 2)) + "***" + std::string(text.substr(at));
+      redacted = concat({text.substr(0, authority + 2), "***", text.substr(at)});
       text = redacted;
     }
   }
@@ -76,9 +86,11 @@ std::string quote_for_message(std::string_view text) {
   return quoted;
 }
 
-Status bad_url(std::string_view text, std::string_view reason) {
-  return Status(ErrorKind::kInvalidArgument,
-                "bad URL '" + quote_for_message(text) + "': " + std::string(reason));
+// "bad URL '<text>': <reason pieces...>".
+Status bad_url(std::string_view text, std::initializer_list<std::string_view> reason) {
+  std::string message = concat({"bad URL '", quote_for_message(text), "': "});
+  for (std::string_view piece : reason) message.append(piece);
+  return Status(ErrorKind::kInvalidArgument, std::move(message));
 }
 
 // Components of "scheme://authority/rest" before any scheme-specific rule is applied.
@@ -92,7 +104,7 @@ struct UrlParts {
 Status split_scheme(std::string_view text, UrlParts* parts, std::string_view* after_scheme) {
   const size_t colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0) {
-    return bad_url(text, "missing scheme (" + std::string(kExpectedSchemes) + ")");
+    return bad_url(text, {"missing scheme (", kExpectedSchemes, ")"});
   }
   const std::string_view scheme = text.substr(0, colon);
   bool valid_scheme = is_alpha(scheme[0]);
@@ -101,7 +113,7 @@ Status split_scheme(std::string_view text, UrlParts* parts, std::string_view* af
   bool known = false;
   for (std::string_view candidate : kSchemes) known = known || candidate == scheme_lower;
   if (!valid_scheme || !known) {
-    return bad_url(text, "unknown scheme '" + quote_for_message(scheme) + "' (" + std::string(kExpectedSchemes) + ")");
+    return bad_url(text, {"unknown scheme '", quote_for_message(scheme), "' (", kExpectedSchemes, ")"});
   }
   parts->scheme = std::move(scheme_lower);
   *after_scheme = text.substr(colon + 1);
@@ -113,14 +125,17 @@ Status split_parts(std::string_view text, UrlParts* parts) {
   if (Status status = split_scheme(text, parts, &rest); !status.ok()) return status;
   const bool is_file = parts->scheme == "file" || parts->scheme == "direct";
   if (!rest.starts_with("//")) {
-    if (is_file) return bad_url(text, "expected " + parts->scheme + ":///absolute/path");
-    return bad_url(text, "expected '//' after '" + parts->scheme + ":'");
+    if (is_file && !rest.starts_with('/')) {
+      return bad_url(text, {"relative file path; expected ", parts->scheme, ":///absolute/path"});
+    }
+    if (is_file) return bad_url(text, {"expected ", parts->scheme, ":///absolute/path"});
+    return bad_url(text, {"expected '//' after '", parts->scheme, ":'"});
   }
   rest.remove_prefix(2);
   const size_t authority_end = rest.find_first_of("/?");
   parts->authority = rest.substr(0, authority_end);
   if (parts->authority.find('@') != std::string_view::npos) {
-    return bad_url(text, "userinfo (user:password@) is not supported");
+    return bad_url(text, {"userinfo (user:password@) is not supported"});
   }
   rest = authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
   const size_t question = rest.find('?');
@@ -130,21 +145,21 @@ Status split_parts(std::string_view text, UrlParts* parts) {
 }
 
 Status check_characters(std::string_view text) {
-  if (text.empty()) return bad_url(text, "empty URL");
+  if (text.empty()) return bad_url(text, {"empty URL"});
   for (char c : text) {
-    if (is_control_or_space(c)) return bad_url(text, "contains whitespace or control characters");
+    if (is_control_or_space(c)) return bad_url(text, {"contains whitespace or control characters"});
   }
-  if (text.find('#') != std::string_view::npos) return bad_url(text, "fragments ('#...') are not supported");
+  if (text.find('#') != std::string_view::npos) return bad_url(text, {"fragments ('#...') are not supported"});
   return Status();
 }
 
 Status parse_file_url(std::string_view text, const UrlParts& parts, Url* url) {
   if (!parts.authority.empty() && !iequals(parts.authority, "localhost")) {
-    return bad_url(text, "a " + parts.scheme + " URL takes no host ('" + std::string(parts.authority) +
-                             "'); expected " + parts.scheme + ":///absolute/path");
+    return bad_url(text, {"a ", parts.scheme, " URL takes no host ('", parts.authority, "'); expected ", parts.scheme,
+                         ":///absolute/path"});
   }
-  if (parts.query) return bad_url(text, "queries are not supported in " + parts.scheme + " URLs");
-  if (parts.path.empty()) return bad_url(text, "missing path; expected " + parts.scheme + ":///absolute/path");
+  if (parts.query) return bad_url(text, {"queries are not supported in ", parts.scheme, " URLs"});
+  if (parts.path.empty()) return bad_url(text, {"missing path; expected ", parts.scheme, ":///absolute/path"});
   url->path = std::string(parts.path);
   return Status();
 }
@@ -175,7 +190,7 @@ Status parse_port(std::string_view text, std::string_view port_text, uint16_t* p
     if (valid) value = value * 10 + static_cast<uint32_t>(c - '0');
   }
   if (!valid || value == 0 || value > kMaxPort) {
-    return bad_url(text, "bad port '" + quote_for_message(port_text) + "' (expected 1-65535)");
+    return bad_url(text, {"bad port '", quote_for_message(port_text), "' (expected 1-65535)"});
   }
   *port = static_cast<uint16_t>(value);
   return Status();
@@ -184,27 +199,27 @@ Status parse_port(std::string_view text, std::string_view port_text, uint16_t* p
 // Splits "host", "host:port", "[v6]" or "[v6]:port" into host and port text; validates the host.
 Status parse_http_authority(std::string_view text, std::string_view authority, Url* url,
                             std::optional<std::string_view>* port_text) {
-  if (authority.empty()) return bad_url(text, "missing host");
+  if (authority.empty()) return bad_url(text, {"missing host"});
   std::string_view after_host;
   if (authority.front() == '[') {
     const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return bad_url(text, "unterminated IPv6 bracket");
+    if (close == std::string_view::npos) return bad_url(text, {"unterminated IPv6 bracket"});
     const std::string_view literal = authority.substr(1, close - 1);
     if (!is_ipv6_literal(literal)) {
-      return bad_url(text, "invalid IPv6 literal '[" + std::string(literal) + "]'");
+      return bad_url(text, {"invalid IPv6 literal '[", literal, "]'"});
     }
     url->host = lower(literal);
     url->ipv6_literal = true;
     after_host = authority.substr(close + 1);
-    if (!after_host.empty() && after_host.front() != ':') return bad_url(text, "unexpected text after IPv6 literal");
+    if (!after_host.empty() && after_host.front() != ':') return bad_url(text, {"unexpected text after IPv6 literal"});
   } else {
     const size_t colon = authority.find(':');
     if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos) {
-      return bad_url(text, "IPv6 literals must be written in brackets ([::1]:8080)");
+      return bad_url(text, {"IPv6 literals must be written in brackets ([::1]:8080)"});
     }
     const std::string_view host = authority.substr(0, colon);
-    if (host.empty()) return bad_url(text, "missing host");
-    if (!is_host_name(host)) return bad_url(text, "invalid character in host '" + std::string(host) + "'");
+    if (host.empty()) return bad_url(text, {"missing host"});
+    if (!is_host_name(host)) return bad_url(text, {"invalid character in host '", host, "'"});
     url->host = lower(host);
     after_host = colon == std::string_view::npos ? std::string_view() : authority.substr(colon);
   }
@@ -215,10 +230,10 @@ Status parse_http_authority(std::string_view text, std::string_view authority, U
 // Paths and queries go on the wire as given, so they must already be valid request-target text.
 Status check_wire_text(std::string_view text, std::string_view component) {
   for (size_t i = 0; i < component.size(); ++i) {
-    if (!is_ascii(component[i])) return bad_url(text, "non-ASCII characters must be percent-encoded");
+    if (!is_ascii(component[i])) return bad_url(text, {"non-ASCII characters must be percent-encoded"});
     if (component[i] == '%') {
       if (i + 2 >= component.size() || !is_hex(component[i + 1]) || !is_hex(component[i + 2])) {
-        return bad_url(text, "bad percent-encoding (expected '%' and two hex digits)");
+        return bad_url(text, {"bad percent-encoding (expected '%' and two hex digits)"});
       }
     }
   }
@@ -250,12 +265,12 @@ bool is_bucket_name(std::string_view bucket) {
 }
 
 Status parse_s3_url(std::string_view text, const UrlParts& parts, Url* url) {
-  if (parts.authority.empty()) return bad_url(text, "empty bucket name");
+  if (parts.authority.empty()) return bad_url(text, {"empty bucket name"});
   if (!is_bucket_name(parts.authority)) {
-    return bad_url(text, "invalid bucket name '" + std::string(parts.authority) +
-                             "' (3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit)");
+    return bad_url(text, {"invalid bucket name '", parts.authority,
+                         "' (3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit)"});
   }
-  if (parts.query) return bad_url(text, "queries are not supported in s3 URLs");
+  if (parts.query) return bad_url(text, {"queries are not supported in s3 URLs"});
   url->host = std::string(parts.authority);
   std::string_view key_prefix = parts.path;
   if (key_prefix.starts_with('/')) key_prefix.remove_prefix(1);
@@ -266,10 +281,10 @@ Status parse_s3_url(std::string_view text, const UrlParts& parts, Url* url) {
 }  // namespace
 
 std::string Url::host_header() const {
-  std::string header = ipv6_literal ? "[" + host + "]" : host;
+  std::string header = ipv6_literal ? concat({"[", host, "]"}) : host;
   const bool default_port = port == 0 || (scheme == "http" && port == kHttpDefaultPort) ||
                             (scheme == "https" && port == kHttpsDefaultPort);
-  if (!default_port) header += ":" + std::to_string(port);
+  if (!default_port) header.append(":").append(std::to_string(port));
   return header;
 }
 
@@ -296,11 +311,8 @@ std::string join_path(std::string_view root, std::string_view key) {
   const bool root_is_absolute = root.starts_with('/');
   while (root.ends_with('/')) root.remove_suffix(1);
   while (key.starts_with('/')) key.remove_prefix(1);
-  if (root.empty()) return root_is_absolute ? "/" + std::string(key) : std::string(key);
-  std::string joined;
-  joined.reserve(root.size() + 1 + key.size());
-  joined.append(root).append("/").append(key);
-  return joined;
+  if (root.empty()) return root_is_absolute ? concat({"/", key}) : std::string(key);
+  return concat({root, "/", key});
 }
 
 }  // namespace ringfetch::engine

@@ -85,8 +85,8 @@ Status check_request(const RequestHead& request) {
   }
   if (Status status = check_target(request); !status.ok()) return status;
   if (request.host.empty()) return invalid("empty Host");
-  if (request.host.find_first_of(" \t") != std::string::npos) return invalid("Host contains whitespace");
   if (Status status = check_field_value("Host", request.host); !status.ok()) return status;
+  if (request.host.find_first_of(" \t") != std::string::npos) return invalid("Host contains whitespace");
   for (const RequestField& field : request.fields) {
     if (Status status = check_field(field); !status.ok()) return status;
   }

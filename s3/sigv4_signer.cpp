@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
+#include <memory>
 #include <ostream>
 
 #include "ringfetch/error.hpp"
@@ -44,6 +45,25 @@ EVP_MAC* hmac_algorithm() {
   static EVP_MAC* const algorithm = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (algorithm == nullptr) throw_openssl_failure("fetch of HMAC");
   return algorithm;
+}
+
+// One HMAC-SHA256 context per thread, its digest set once: creating a context and fetching its digest per call costs
+// more than the MAC itself. EVP_MAC_init with a new key (and no parameters) restarts it.
+EVP_MAC_CTX* thread_hmac_context() {
+  struct ContextDeleter {
+    void operator()(EVP_MAC_CTX* context) const { EVP_MAC_CTX_free(context); }
+  };
+  thread_local const std::unique_ptr<EVP_MAC_CTX, ContextDeleter> context = [] {
+    std::unique_ptr<EVP_MAC_CTX, ContextDeleter> created(EVP_MAC_CTX_new(hmac_algorithm()));
+    char digest_name[] = "SHA256";
+    const OSSL_PARAM parameters[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                                     OSSL_PARAM_construct_end()};
+    if (created == nullptr || EVP_MAC_CTX_set_params(created.get(), parameters) != 1) {
+      throw_openssl_failure("HMAC context setup");
+    }
+    return created;
+  }();
+  return context.get();
 }
 
 Sha256Digest sha256(const void* data, size_t size) {
@@ -209,17 +229,12 @@ std::string sha256_hex(std::span<const std::byte> data) { return to_hex(sha256(d
 std::string sha256_hex(std::string_view text) { return to_hex(sha256(text.data(), text.size())); }
 
 Sha256Digest hmac_sha256(std::span<const unsigned char> key, std::string_view message) {
-  EVP_MAC_CTX* context = EVP_MAC_CTX_new(hmac_algorithm());
-  if (context == nullptr) throw_openssl_failure("HMAC context allocation");
-  char digest_name[] = "SHA256";
-  const OSSL_PARAM parameters[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
-                                   OSSL_PARAM_construct_end()};
+  EVP_MAC_CTX* context = thread_hmac_context();
   Sha256Digest mac;
   size_t mac_size = 0;
-  const bool ok = EVP_MAC_init(context, key.data(), key.size(), parameters) == 1 &&
+  const bool ok = EVP_MAC_init(context, key.data(), key.size(), nullptr) == 1 &&
                   EVP_MAC_update(context, as_bytes(message).data(), message.size()) == 1 &&
                   EVP_MAC_final(context, mac.data(), &mac_size, mac.size()) == 1 && mac_size == mac.size();
-  EVP_MAC_CTX_free(context);
   if (!ok) throw_openssl_failure("HMAC-SHA256");
   return mac;
 }

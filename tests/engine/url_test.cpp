@@ -63,7 +63,8 @@ TEST(UrlTest, SchemeIsCaseInsensitive) {
 
 TEST(UrlTest, FileUrlErrors) {
   expect_error("file:/abs/path", "expected file:///absolute/path");
-  expect_error("file:relative", "expected file:///absolute/path");
+  expect_error("file:relative", "relative file path; expected file:///absolute/path");
+  expect_error("file:", "relative file path");
   expect_error("direct:/abs", "expected direct:///absolute/path");
   expect_error("file://host/x", "takes no host ('host')");
   expect_error("file://relative/path", "takes no host");

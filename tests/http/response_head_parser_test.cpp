@@ -39,9 +39,9 @@ std::string summarize(const ResponseHead& head) {
   text += " chunked=" + std::to_string(head.chunked) + " close=" + std::to_string(head.connection_close) +
           " etag=" + head.etag;
   for (size_t i = 0; i < head.header_count(); ++i) {
-    text += "|" + std::string(head.header(i).name) + "=" + std::string(head.header(i).value);
+    text.append("|").append(head.header(i).name).append("=").append(head.header(i).value);
   }
-  return text + "|raw=" + std::string(head.raw());
+  return text.append("|raw=").append(head.raw());
 }
 
 // Feeds `input` cut at `cuts` (sorted offsets); stops at the first kComplete/kError like a connection would.

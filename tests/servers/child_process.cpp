@@ -180,8 +180,7 @@ int run_command(const ChildSpec& spec, std::chrono::milliseconds timeout) {
   ChildProcess child(spec);
   if (!child.wait_for_exit(timeout)) {
     child.terminate(SIGKILL, std::chrono::milliseconds(0));
-    throw std::runtime_error("'" + spec.argv[0] + "' did not finish within " + std::to_string(timeout.count()) +
-                             " ms");
+    throw std::runtime_error("'" + spec.argv[0] + "' did not finish within " + std::to_string(timeout.count()) + " ms");
   }
   std::optional<int> code = child.exit_code();
   if (!code) throw std::runtime_error("'" + spec.argv[0] + "' " + child.describe_exit());

@@ -36,11 +36,11 @@ enum class FaultKind {
 
 struct Fault {
   FaultKind kind = FaultKind::kStatus;
-  uint64_t body_bytes = 0;   // kResetMidBody, kTruncatedBody, kStall (with send_head); clamped to the body size
-  bool send_head = false;    // kStall
-  int status = 503;          // kStatus
-  std::string s3_code;       // kStatus; empty: derived from status (503 SlowDown, 500 InternalError, ...)
-  int64_t range_shift = 1;   // kWrongContentRange
+  uint64_t body_bytes = 0;  // kResetMidBody, kTruncatedBody, kStall (with send_head); clamped to the body size
+  bool send_head = false;   // kStall
+  int status = 503;         // kStatus
+  std::string s3_code;      // kStatus; empty: derived from status (503 SlowDown, 500 InternalError, ...)
+  int64_t range_shift = 1;  // kWrongContentRange
 
   static Fault reset_mid_body(uint64_t body_bytes);
   static Fault stall();

@@ -74,8 +74,7 @@ uint16_t pick_free_port(bool also_ipv6) {
     if (port == 0) continue;
     if (!also_ipv6 || bind_loopback(IpFamily::kV6, port) == port) return port;
   }
-  throw std::runtime_error("no free loopback TCP port found after " + std::to_string(kPickPortAttempts) +
-                           " attempts");
+  throw std::runtime_error("no free loopback TCP port found after " + std::to_string(kPickPortAttempts) + " attempts");
 }
 
 bool port_accepts(IpFamily family, uint16_t port) {

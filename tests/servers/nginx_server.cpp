@@ -120,8 +120,9 @@ NginxServer::NginxServer(std::filesystem::path root, NginxOptions options)
       ports_ = ports;
       return;
     }
-    if (attempt == kMaxStartAttempts) fail("its ports were taken by another process " + std::to_string(attempt) +
-                                           " times");
+    if (attempt == kMaxStartAttempts) {
+      fail("its ports were taken by another process " + std::to_string(attempt) + " times");
+    }
   }
 }
 
@@ -199,10 +200,10 @@ NginxServer::StartResult NginxServer::start(const Ports& ports) {
   std::filesystem::remove(d / "error.log");
   write_file(d / "nginx.conf", config_text(ports));
   // SIGTERM on our death is nginx's fast shutdown: the master takes its workers down with it.
-  process_ = std::make_unique<ChildProcess>(ChildSpec{
-      .argv = {kNginxBinary, "-p", d.string() + "/", "-e", (d / "error.log").string(), "-c", (d / "nginx.conf").string()},
-      .log_file = d / "stderr.log",
-      .parent_death_signal = SIGTERM});
+  std::vector<std::string> argv = {kNginxBinary, "-p", d.string() + "/", "-e", (d / "error.log").string(),
+                                   "-c", (d / "nginx.conf").string()};
+  process_ = std::make_unique<ChildProcess>(
+      ChildSpec{.argv = argv, .log_file = d / "stderr.log", .parent_death_signal = SIGTERM});
   auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   while (!ready(ports)) {
     if (process_->exited()) {

@@ -75,10 +75,10 @@ std::filesystem::path ensure_s3rver_installed(const std::filesystem::path& build
   InstallLock lock(build_dir / ".s3rver-install.lock");
   if (right_version_installed(build_dir)) return script;  // another binary installed it while we waited
   std::filesystem::path log = build_dir / "s3rver-npm-install.log";
-  int code = run_command(ChildSpec{.argv = {"npm", "install", "--no-audit", "--no-fund", "--prefix", build_dir.string(),
-                                            kPackage},
-                                   .log_file = log},
-                         install_timeout);
+  int code = run_command(
+      ChildSpec{.argv = {"npm", "install", "--no-audit", "--no-fund", "--prefix", build_dir.string(), kPackage},
+                .log_file = log},
+      install_timeout);
   if (code != 0 || !right_version_installed(build_dir)) {
     throw std::runtime_error(std::string("npm install ") + kPackage + " failed (status " + std::to_string(code) +
                              "), log " + log.string() + ":\n" + tail_of_file(log, kLogTailBytes));
@@ -89,11 +89,11 @@ std::filesystem::path ensure_s3rver_installed(const std::filesystem::path& build
 S3rverServer::S3rverServer(S3rverOptions options) : options_(options), dir_("s3rver-") {
   std::filesystem::path script = ensure_s3rver_installed(test_build_dir(), options_.install_timeout);
   std::filesystem::create_directories(data_dir());
-  process_ = std::make_unique<ChildProcess>(ChildSpec{
-      .argv = {"node", "--openssl-legacy-provider", script.string(), "--directory", data_dir().string(), "--address",
-               "127.0.0.1", "--port", "0", "--silent"},
-      .log_file = dir_.path() / "s3rver.log",
-      .parent_death_signal = SIGKILL});
+  process_ = std::make_unique<ChildProcess>(
+      ChildSpec{.argv = {"node", "--openssl-legacy-provider", script.string(), "--directory", data_dir().string(),
+                         "--address", "127.0.0.1", "--port", "0", "--silent"},
+                .log_file = dir_.path() / "s3rver.log",
+                .parent_death_signal = SIGKILL});
   port_ = wait_until_listening();
 }
 

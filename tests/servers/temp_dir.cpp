@@ -152,7 +152,8 @@ void fill_pattern(std::span<std::byte> out, uint64_t offset, uint64_t seed) {
     out[i] = word_byte(splitmix64(pos / kWordBytes, seed), pos % kWordBytes);
   }
   // Whole words.
-  for (; i + kWordBytes <= out.size(); i += kWordBytes) store_word(&out[i], splitmix64((offset + i) / kWordBytes, seed));
+  for (; i + kWordBytes <= out.size(); i += kWordBytes)
+    store_word(&out[i], splitmix64((offset + i) / kWordBytes, seed));
   // Trailing bytes of a partial last word.
   for (; i < out.size(); ++i) {
     uint64_t pos = offset + i;

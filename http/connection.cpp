@@ -1,0 +1,262 @@
+// Connection implementation: socket ops as Completions on the owning worker's loop; TLS handshake, writes and
+// reads pumped through the session's memory BIOs.
+#include "http/connection.hpp"
+
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ringfetch::http {
+
+Status resolve_endpoint(Endpoint* endpoint) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(endpoint->port);
+  const int rc = getaddrinfo(endpoint->host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) {
+    return Status(ErrorKind::kNetwork, "cannot resolve host '" + endpoint->host + "': " + gai_strerror(rc));
+  }
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    sockaddr_storage storage{};
+    std::memcpy(&storage, a->ai_addr, a->ai_addrlen);
+    endpoint->addresses.push_back(storage);
+    endpoint->address_lengths.push_back(a->ai_addrlen);
+  }
+  freeaddrinfo(found);
+  if (endpoint->addresses.empty()) {
+    return Status(ErrorKind::kNetwork, "host '" + endpoint->host + "' has no addresses");
+  }
+  return {};
+}
+
+Connection::Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls)
+    : worker_(worker), endpoint_(endpoint), tls_context_(std::move(tls)) {
+  for (engine::Completion* c : {&connect_op_, &send_op_, &recv_op_}) c->context = this;
+  connect_op_.callback = &Connection::on_connect_done;
+  send_op_.callback = &Connection::on_send_done;
+  recv_op_.callback = &Connection::on_recv_done;
+}
+
+Connection::~Connection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool Connection::in_flight() const noexcept {
+  return connect_op_.in_flight || send_op_.in_flight || recv_op_.in_flight;
+}
+
+void Connection::cancel() {
+  for (engine::Completion* c : {&connect_op_, &send_op_, &recv_op_}) worker_.loop().cancel(c);
+}
+
+void Connection::connect(ConnectionUser* user, uint64_t timeout_ns) {
+  user_ = user;
+  timeout_ns_ = timeout_ns;
+  const sockaddr_storage& address = endpoint_.addresses.front();
+  fd_ = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) {
+    finish_connect(Status(ErrorKind::kNetwork, std::string("socket() failed: ") + strerror(errno)));
+    return;
+  }
+  const int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  connect_op_.op = engine::Completion::Op::kConnect;
+  connect_op_.fd = fd_;
+  connect_op_.addr = address;
+  connect_op_.addr_len = endpoint_.address_lengths.front();
+  connect_op_.timeout_ns = timeout_ns;
+  pending_ = Pending::kConnect;
+  worker_.loop().submit(&connect_op_);
+}
+
+void Connection::finish_connect(const Status& status) {
+  pending_ = Pending::kNone;
+  connected_ = status.ok();
+  user_->on_connected(status);
+}
+
+void Connection::on_connect_done(engine::Completion* c) {
+  auto* self = static_cast<Connection*>(c->context);
+  const std::string where = self->endpoint_.host_header;
+  if (c->result < 0) {
+    const ErrorKind kind = c->result == -ETIMEDOUT ? ErrorKind::kTimeout : ErrorKind::kNetwork;
+    self->finish_connect(Status(kind, "connect to " + where + " failed: " + strerror(-c->result)));
+    return;
+  }
+  if (!self->tls_context_) {
+    self->finish_connect({});
+    return;
+  }
+  self->tls_ = std::make_unique<TlsSession>();
+  Status init = self->tls_->init(self->tls_context_, self->endpoint_.host, self->endpoint_.ip_literal);
+  if (!init.ok()) {
+    self->finish_connect(init);
+    return;
+  }
+  self->network_buffer_.resize(kNetworkBufferBytes);
+  self->pending_ = Pending::kHandshake;
+  self->continue_handshake();
+}
+
+void Connection::continue_handshake() {
+  const TlsSession::Result r = tls_->handshake();
+  if (tls_->pending_output() > 0) {
+    flush_tls_output(Pending::kHandshake);
+    return;
+  }
+  switch (r) {
+    case TlsSession::Result::kDone:
+      finish_connect({});
+      return;
+    case TlsSession::Result::kWantInput:
+      submit_network_recv(timeout_ns_);
+      return;
+    case TlsSession::Result::kClosed:
+      finish_connect(Status(ErrorKind::kNetwork, "TLS handshake with " + endpoint_.host_header + ": peer closed"));
+      return;
+    case TlsSession::Result::kError:
+      tls_status_ = tls_->status();
+      finish_connect(tls_->status());
+      return;
+  }
+}
+
+void Connection::flush_tls_output(Pending then) {
+  send_buffer_.resize(tls_->pending_output());
+  send_buffer_.resize(tls_->take_output(send_buffer_.data(), send_buffer_.size()));
+  send_offset_ = 0;
+  after_flush_ = then;
+  submit_send();
+}
+
+void Connection::send(ConnectionUser* user, std::string_view data) {
+  user_ = user;
+  pending_ = Pending::kSend;
+  if (tls_) {
+    if (tls_->write(data.data(), data.size()) != TlsSession::Result::kDone) {
+      tls_status_ = tls_->status();
+      user_->on_sent(tls_->status());
+      return;
+    }
+    flush_tls_output(Pending::kSend);
+    return;
+  }
+  send_buffer_.assign(data);
+  send_offset_ = 0;
+  after_flush_ = Pending::kSend;
+  submit_send();
+}
+
+void Connection::submit_send() {
+  send_op_.op = engine::Completion::Op::kSend;
+  send_op_.fd = fd_;
+  send_op_.buf = reinterpret_cast<std::byte*>(send_buffer_.data() + send_offset_);
+  send_op_.len = static_cast<uint32_t>(send_buffer_.size() - send_offset_);
+  send_op_.timeout_ns = timeout_ns_;
+  worker_.loop().submit(&send_op_);
+}
+
+void Connection::on_send_done(engine::Completion* c) {
+  auto* self = static_cast<Connection*>(c->context);
+  if (c->result <= 0) {
+    const int err = c->result == 0 ? EPIPE : -c->result;
+    Status status(err == ETIMEDOUT ? ErrorKind::kTimeout : ErrorKind::kNetwork,
+                  "send to " + self->endpoint_.host_header + " failed: " + strerror(err));
+    if (self->after_flush_ == Pending::kHandshake) self->finish_connect(status);
+    else self->user_->on_sent(status);
+    return;
+  }
+  self->send_offset_ += static_cast<size_t>(c->result);
+  if (self->send_offset_ < self->send_buffer_.size()) {
+    self->submit_send();
+    return;
+  }
+  if (self->after_flush_ == Pending::kHandshake) {
+    self->continue_handshake();
+    return;
+  }
+  self->pending_ = Pending::kNone;
+  self->user_->on_sent({});
+}
+
+void Connection::receive(ConnectionUser* user, std::byte* dest, uint32_t length, int32_t buf_index,
+                         uint64_t timeout_ns) {
+  user_ = user;
+  pending_ = Pending::kReceive;
+  timeout_ns_ = timeout_ns;
+  if (tls_) {
+    dest_ = dest;
+    dest_length_ = length;
+    tls_receive();
+    return;
+  }
+  recv_op_.op = engine::Completion::Op::kRecv;
+  recv_op_.fd = fd_;
+  recv_op_.buf = dest;
+  recv_op_.len = length;
+  recv_op_.buf_index = buf_index;
+  recv_op_.timeout_ns = timeout_ns;
+  worker_.loop().submit(&recv_op_);
+}
+
+void Connection::tls_receive() {
+  size_t n = 0;
+  switch (tls_->read(dest_, dest_length_, &n)) {
+    case TlsSession::Result::kDone:
+      pending_ = Pending::kNone;
+      user_->on_received(static_cast<int32_t>(n));
+      return;
+    case TlsSession::Result::kWantInput:
+      submit_network_recv(timeout_ns_);
+      return;
+    case TlsSession::Result::kClosed:
+      pending_ = Pending::kNone;
+      user_->on_received(0);
+      return;
+    case TlsSession::Result::kError:
+      tls_status_ = tls_->status();
+      pending_ = Pending::kNone;
+      user_->on_received(-EPROTO);
+      return;
+  }
+}
+
+void Connection::submit_network_recv(uint64_t timeout_ns) {
+  recv_op_.op = engine::Completion::Op::kRecv;
+  recv_op_.fd = fd_;
+  recv_op_.buf = network_buffer_.data();
+  recv_op_.len = static_cast<uint32_t>(network_buffer_.size());
+  recv_op_.buf_index = -1;
+  recv_op_.timeout_ns = timeout_ns;
+  worker_.loop().submit(&recv_op_);
+}
+
+void Connection::on_recv_done(engine::Completion* c) {
+  auto* self = static_cast<Connection*>(c->context);
+  if (self->pending_ == Pending::kHandshake) {
+    if (c->result <= 0) {
+      const int err = c->result == 0 ? ECONNRESET : -c->result;
+      self->finish_connect(Status(err == ETIMEDOUT ? ErrorKind::kTimeout : ErrorKind::kNetwork,
+                                  "TLS handshake with " + self->endpoint_.host_header + " failed: " + strerror(err)));
+      return;
+    }
+    self->tls_->put_input(self->network_buffer_.data(), static_cast<size_t>(c->result));
+    self->continue_handshake();
+    return;
+  }
+  if (!self->tls_ || c->result <= 0) {
+    self->pending_ = Pending::kNone;
+    self->user_->on_received(c->result);
+    return;
+  }
+  self->tls_->put_input(self->network_buffer_.data(), static_cast<size_t>(c->result));
+  self->tls_receive();
+}
+
+}  // namespace ringfetch::http

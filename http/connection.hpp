@@ -1,0 +1,99 @@
+// Connection: one keep-alive HTTP/1.1 transport (TCP, optionally TLS) owned by one worker. It moves bytes only:
+// connect (+ handshake), send all of a buffer, receive into a destination — plaintext with READ_FIXED straight
+// into registered memory, TLS by decrypting straight into the destination. HTTP framing lives in the exchange.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/worker.hpp"
+#include "http/tls_session.hpp"
+#include "ringfetch/error.hpp"
+
+namespace ringfetch::http {
+
+struct Endpoint {
+  std::string host;         // as in the URL (IPv6 without brackets)
+  uint16_t port = 0;
+  bool tls = false;
+  bool ip_literal = false;
+  std::string host_header;  // Host field value
+  std::vector<sockaddr_storage> addresses;  // resolved once
+  std::vector<socklen_t> address_lengths;
+};
+
+// Resolves endpoint.host (getaddrinfo, on the calling thread). Errors name host and cause.
+Status resolve_endpoint(Endpoint* endpoint);
+
+class ConnectionUser {
+ public:
+  virtual ~ConnectionUser() = default;
+  virtual void on_connected(const Status& status) = 0;
+  virtual void on_sent(const Status& status) = 0;
+  // result > 0: bytes placed in the destination; 0: the peer closed; < 0: -errno (-ETIMEDOUT, -ECONNRESET,
+  // -ECANCELED; -EPROTO for TLS failures, see tls_status()).
+  virtual void on_received(int32_t result) = 0;
+};
+
+class Connection {
+ public:
+  static constexpr size_t kNetworkBufferBytes = 64 << 10;  // TLS ciphertext staging
+
+  Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls);
+  ~Connection();  // closes the socket; no operation may be in flight
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void connect(ConnectionUser* user, uint64_t timeout_ns);
+  // Sends all of `data` (copied; the caller's buffer may go away).
+  void send(ConnectionUser* user, std::string_view data);
+  void receive(ConnectionUser* user, std::byte* dest, uint32_t length, int32_t buf_index, uint64_t timeout_ns);
+  // Cancels an operation in flight; its callback still runs (with -ECANCELED or a failure status).
+  void cancel();
+
+  bool in_flight() const noexcept;
+  bool connected() const noexcept { return connected_; }
+  uint64_t exchanges = 0;  // responses completed on this connection
+  const Status& tls_status() const noexcept { return tls_status_; }
+
+ private:
+  enum class Pending { kNone, kConnect, kHandshake, kSend, kReceive };
+  static void on_connect_done(engine::Completion* c);
+  static void on_send_done(engine::Completion* c);
+  static void on_recv_done(engine::Completion* c);
+  void continue_handshake();
+  void flush_tls_output(Pending then);
+  void submit_send();
+  void tls_receive();
+  void submit_network_recv(uint64_t timeout_ns);
+  void finish_connect(const Status& status);
+
+  engine::Worker& worker_;
+  const Endpoint& endpoint_;
+  std::shared_ptr<TlsContext> tls_context_;
+  std::unique_ptr<TlsSession> tls_;
+  int fd_ = -1;
+  bool connected_ = false;
+  Pending pending_ = Pending::kNone;
+  Pending after_flush_ = Pending::kNone;
+  ConnectionUser* user_ = nullptr;
+  uint64_t timeout_ns_ = 0;
+
+  engine::Completion connect_op_;
+  engine::Completion send_op_;
+  engine::Completion recv_op_;
+  std::string send_buffer_;
+  size_t send_offset_ = 0;
+  std::vector<std::byte> network_buffer_;
+  std::byte* dest_ = nullptr;
+  uint32_t dest_length_ = 0;
+  Status tls_status_;
+};
+
+}  // namespace ringfetch::http

@@ -1,0 +1,188 @@
+// TLS through OpenSSL memory BIOs. The engine moves ciphertext between the socket and the BIOs; SSL_read writes
+// plaintext straight into the destination memory of the item being filled.
+#include "http/tls_session.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace ringfetch::http {
+namespace {
+
+std::string openssl_errors() {
+  std::string text;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!text.empty()) text += "; ";
+    text += buf;
+  }
+  return text.empty() ? "unknown TLS error" : text;
+}
+
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* context = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  context->remember_session(session);
+  return 1;  // we keep the reference
+}
+
+std::string default_ca_file() {
+  for (const char* name : {"SSL_CERT_FILE", "AWS_CA_BUNDLE"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return v;
+  }
+  return {};
+}
+
+void warn_unverified_once() {
+  static bool warned = false;
+  if (warned) return;
+  warned = true;
+  std::fprintf(stderr, "ringfetch: warning: TLS certificate verification is turned off\n");
+}
+
+}  // namespace
+
+Status TlsContext::create(const TlsOptions& options, std::shared_ptr<TlsContext>* out) {
+  std::shared_ptr<TlsContext> context(new TlsContext());
+  context->ctx_ = SSL_CTX_new(TLS_client_method());
+  if (context->ctx_ == nullptr) return Status(ErrorKind::kNetwork, "cannot create TLS context: " + openssl_errors());
+  SSL_CTX_set_min_proto_version(context->ctx_, TLS1_2_VERSION);
+  SSL_CTX_set_mode(context->ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_app_data(context->ctx_, context.get());
+  SSL_CTX_set_session_cache_mode(context->ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(context->ctx_, &on_new_session);
+  context->verify_ = options.verify;
+  if (!options.verify) {
+    warn_unverified_once();
+    SSL_CTX_set_verify(context->ctx_, SSL_VERIFY_NONE, nullptr);
+  } else {
+    SSL_CTX_set_verify(context->ctx_, SSL_VERIFY_PEER, nullptr);
+    const std::string ca_file = options.ca_file.empty() ? default_ca_file() : options.ca_file;
+    if (!ca_file.empty()) {
+      if (SSL_CTX_load_verify_locations(context->ctx_, ca_file.c_str(), nullptr) != 1) {
+        return Status(ErrorKind::kInvalidArgument, "cannot load CA file '" + ca_file + "': " + openssl_errors());
+      }
+    } else if (SSL_CTX_set_default_verify_paths(context->ctx_) != 1) {
+      return Status(ErrorKind::kNetwork, "cannot load the system CA store: " + openssl_errors());
+    }
+  }
+  *out = std::move(context);
+  return {};
+}
+
+TlsContext::~TlsContext() {
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+}
+
+SSL_SESSION* TlsContext::take_session_for_reuse() {
+  std::lock_guard lock(mutex_);
+  if (session_ != nullptr) SSL_SESSION_up_ref(session_);
+  return session_;
+}
+
+void TlsContext::remember_session(SSL_SESSION* session) {
+  std::lock_guard lock(mutex_);
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  session_ = session;
+}
+
+Status TlsSession::init(std::shared_ptr<TlsContext> context, const std::string& server_name, bool ip_literal) {
+  context_ = std::move(context);
+  server_name_ = server_name;
+  ssl_ = SSL_new(context_->ctx());
+  network_in_ = BIO_new(BIO_s_mem());
+  network_out_ = BIO_new(BIO_s_mem());
+  if (ssl_ == nullptr || network_in_ == nullptr || network_out_ == nullptr) {
+    if (network_in_ != nullptr && ssl_ == nullptr) BIO_free(network_in_);
+    if (network_out_ != nullptr && ssl_ == nullptr) BIO_free(network_out_);
+    return Status(ErrorKind::kNetwork, "cannot create TLS session: " + openssl_errors());
+  }
+  BIO_set_mem_eof_return(network_in_, -1);  // empty input means "wait for more", not EOF
+  SSL_set_bio(ssl_, network_in_, network_out_);
+  SSL_set_connect_state(ssl_);
+  if (!ip_literal) SSL_set_tlsext_host_name(ssl_, server_name.c_str());
+  if (context_->verify()) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int ok = ip_literal ? X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str())
+                              : X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), 0);
+    if (ok != 1) return Status(ErrorKind::kNetwork, "cannot set TLS peer name '" + server_name + "'");
+  }
+  if (SSL_SESSION* session = context_->take_session_for_reuse()) {
+    SSL_set_session(ssl_, session);
+    SSL_SESSION_free(session);
+  }
+  return {};
+}
+
+TlsSession::~TlsSession() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+TlsSession::Result TlsSession::fail(int rc, const char* what) {
+  const int error = SSL_get_error(ssl_, rc);
+  if (error == SSL_ERROR_WANT_READ) return Result::kWantInput;
+  if (error == SSL_ERROR_ZERO_RETURN) return Result::kClosed;
+  std::string detail;
+  const long verify = SSL_get_verify_result(ssl_);
+  if (verify != X509_V_OK) {
+    detail = std::string("certificate verification failed for '") + server_name_ +
+             "': " + X509_verify_cert_error_string(verify);
+  } else {
+    detail = openssl_errors();
+  }
+  ERR_clear_error();
+  status_ = Status(ErrorKind::kNetwork, std::string("TLS ") + what + " failed: " + detail);
+  return Result::kError;
+}
+
+TlsSession::Result TlsSession::handshake() {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(ssl_);
+  return rc == 1 ? Result::kDone : fail(rc, "handshake");
+}
+
+TlsSession::Result TlsSession::read(void* dest, size_t capacity, size_t* n) {
+  ERR_clear_error();
+  size_t got = 0;
+  const int rc = SSL_read_ex(ssl_, dest, capacity, &got);
+  if (rc == 1) {
+    *n = got;
+    return Result::kDone;
+  }
+  return fail(rc, "read");
+}
+
+TlsSession::Result TlsSession::write(const void* data, size_t n) {
+  ERR_clear_error();
+  size_t written = 0;
+  while (written < n) {
+    size_t chunk = 0;
+    const int rc = SSL_write_ex(ssl_, static_cast<const char*>(data) + written, n - written, &chunk);
+    if (rc != 1) return fail(rc, "write");
+    written += chunk;
+  }
+  return Result::kDone;
+}
+
+void TlsSession::put_input(const void* data, size_t n) { BIO_write(network_in_, data, static_cast<int>(n)); }
+
+size_t TlsSession::pending_output() const { return BIO_ctrl_pending(network_out_); }
+
+size_t TlsSession::take_output(void* dest, size_t capacity) {
+  const int n = BIO_read(network_out_, dest, static_cast<int>(capacity));
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+bool TlsSession::has_buffered_plaintext() const {
+  return SSL_pending(ssl_) > 0 || BIO_ctrl_pending(network_in_) > 0;
+}
+
+bool TlsSession::session_reused() const { return SSL_session_reused(ssl_) == 1; }
+
+}  // namespace ringfetch::http

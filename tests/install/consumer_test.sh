@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix, then builds a consumer against it twice: with CMake's
+# find_package(ringfetch) and with pkg-config, and runs both. Public headers must compile without liburing or
+# OpenSSL headers in sight, so the consumer sees only the prefix.
+set -euo pipefail
+src=$1 build=$2 build_type=${3:-Release} sanitize=${4:-OFF}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+extra=()
+case "$sanitize" in ON|on|1|TRUE|true) extra=(-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined) ;; esac
+cmake -S "$src/tests/install/consumer" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" \
+  -DCMAKE_BUILD_TYPE="$build_type" "${extra[@]}" >/dev/null
+cmake --build "$work/cmake-build" >/dev/null
+mkdir -p "$work/data"
+LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib/x86_64-linux-gnu" "$work/cmake-build/consumer" "$work/data"
+
+pcdir=$(dirname "$(find "$work/prefix" -name ringfetch.pc | head -n1)")
+flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs ringfetch)
+san=()
+[ ${#extra[@]} -eq 0 ] || san=(-fsanitize=address,undefined)
+# shellcheck disable=SC2086
+g++ "${san[@]}" "$src/tests/install/consumer/main.cpp" $flags -o "$work/consumer-pc"
+LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib/x86_64-linux-gnu" "$work/consumer-pc" "$work/data"
+# Each public header compiles on its own.
+for h in "$work"/prefix/include/ringfetch/*.hpp "$work"/prefix/include/ringfetch/*/*.hpp; do
+  [ -f "$h" ] || continue
+  echo "#include \"$h\"" | g++ -std=c++20 -fsyntax-only -I"$work/prefix/include" -x c++ -
+done
+echo "consumer test passed"

@@ -1,0 +1,831 @@
+// FaultServer (see fault_server.hpp). One epoll loop on one thread owns every connection; the test thread only
+// touches the fault script, the log and the counters, under one mutex. Each connection is an explicit state
+// machine: read a head -> build the whole answer for it (normal reply, then the fault's changes) -> write it ->
+// keep alive, close, reset, or stall, as the answer says. Everything is bounded: connections, head size, log length,
+// bytes per send() call, and the wait for a reset to drain.
+#include "servers/fault_server.hpp"
+
+#include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+namespace ringfetch::testing {
+namespace {
+
+constexpr int kListenBacklog = 256;
+constexpr int kMaxEpollEvents = 64;
+constexpr std::size_t kReadChunkBytes = 16 * 1024;
+// Per send() call, so that one large body does not keep the loop from other connections.
+constexpr std::size_t kMaxSendBytes = 1 << 20;
+// kOversizedHead: more than the 64 KiB a client may allow for a response head.
+constexpr std::size_t kOversizedHeadBytes = 64 * 1024 + 1024;
+constexpr std::size_t kFillerValueBytes = 100;
+// kResetMidBody: wait (bounded) until the peer has acknowledged what was sent, so the RST cannot discard it.
+constexpr auto kResetDrainTimeout = std::chrono::seconds(1);
+constexpr int kDrainPollMs = 1;
+// A graceful close first reads what the client already sent (else close() sends RST), but not forever.
+constexpr int kMaxDrainReadsBeforeClose = 64;
+constexpr uint64_t kListenerTag = 0;
+constexpr uint64_t kWakeTag = 1;
+constexpr uint64_t kFirstConnectionTag = 2;
+constexpr const char* kLastModified = "Wed, 01 Jan 2025 00:00:00 GMT";
+constexpr std::string_view kHeadEnd = "\r\n\r\n";
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::generic_category(), what); }
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return value;
+}
+
+// ---- request heads -------------------------------------------------------------------------------------------
+
+bool parse_request_line(std::string_view line, LoggedRequest& out) {
+  std::size_t sp1 = line.find(' ');
+  std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp1 == 0 || sp2 == sp1 + 1) return false;
+  out.method = line.substr(0, sp1);
+  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  out.version = line.substr(sp2 + 1);
+  return out.version.starts_with("HTTP/1.");
+}
+
+bool parse_header_line(std::string_view line, LoggedRequest& out) {
+  std::size_t colon = line.find(':');
+  if (colon == 0 || colon == std::string_view::npos) return false;
+  std::string_view name = line.substr(0, colon);
+  if (name.find_first_of(" \t") != std::string_view::npos) return false;  // also rejects obs-fold lines
+  out.headers.emplace_back(std::string(name), std::string(trim(line.substr(colon + 1))));
+  return true;
+}
+
+// `head` is everything before the blank line.
+std::optional<LoggedRequest> parse_request_head(std::string_view head) {
+  LoggedRequest request;
+  std::size_t eol = head.find("\r\n");
+  if (!parse_request_line(head.substr(0, eol), request)) return std::nullopt;
+  while (eol != std::string_view::npos) {
+    head.remove_prefix(eol + 2);
+    eol = head.find("\r\n");
+    if (!parse_header_line(head.substr(0, eol), request)) return std::nullopt;
+  }
+  return request;
+}
+
+// ---- ranges ------------------------------------------------------------------------------------------------------
+
+enum class RangeKind { kNone, kRange, kUnsatisfiable };
+struct RangeRequest {
+  RangeKind kind = RangeKind::kNone;
+  uint64_t first = 0;
+  uint64_t last = 0;
+};
+
+// One range of `bytes=a-b`, `bytes=a-` or `bytes=-n`. Anything else (several ranges, bad syntax) is ignored, as
+// RFC 9110 allows, and the whole object is sent.
+RangeRequest parse_range(const std::optional<std::string>& header, uint64_t size) {
+  constexpr std::string_view kUnit = "bytes=";
+  if (!header || header->size() < kUnit.size() || !iequals(std::string_view(*header).substr(0, kUnit.size()), kUnit)) {
+    return {};
+  }
+  std::string_view spec = trim(std::string_view(*header).substr(kUnit.size()));
+  std::size_t dash = spec.find('-');
+  if (dash == std::string_view::npos || spec.find(',') != std::string_view::npos) return {};
+  std::optional<uint64_t> a = parse_u64(spec.substr(0, dash));
+  std::optional<uint64_t> b = parse_u64(spec.substr(dash + 1));
+  if (!a && b) {  // suffix: the last n bytes
+    if (*b == 0 || size == 0) return {RangeKind::kUnsatisfiable};
+    return {RangeKind::kRange, size - std::min(*b, size), size - 1};
+  }
+  if (!a || (b && *b < *a) || (!b && dash + 1 != spec.size())) return {};
+  if (*a >= size) return {RangeKind::kUnsatisfiable};
+  return {RangeKind::kRange, *a, std::min(b.value_or(size - 1), size - 1)};
+}
+
+// ---- replies -----------------------------------------------------------------------------------------------------
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 206: return "Partial Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 412: return "Precondition Failed";
+    case 416: return "Range Not Satisfiable";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Status";
+  }
+}
+
+std::string default_s3_code(int status) {
+  switch (status) {
+    case 400: return "InvalidRequest";
+    case 403: return "AccessDenied";
+    case 404: return "NoSuchKey";
+    case 500: return "InternalError";
+    case 503: return "SlowDown";
+    default: return "InjectedFault";
+  }
+}
+
+std::string s3_message(std::string_view code) {
+  if (code == "SlowDown") return "Please reduce your request rate.";
+  if (code == "InternalError") return "We encountered an internal error. Please try again.";
+  if (code == "PreconditionFailed") return "At least one of the pre-conditions you specified did not hold";
+  if (code == "InvalidRange") return "The requested range is not satisfiable";
+  return "Injected by the ringfetch test FaultServer";
+}
+
+// The whole answer to one request, before it is put on the wire.
+struct Reply {
+  int status = 200;
+  Headers headers;
+  std::string text_body;     // error bodies; sent instead of object bytes
+  uint64_t body_offset = 0;  // object bytes [body_offset, body_offset + body_length) otherwise
+  uint64_t body_length = 0;
+  uint64_t content_length = 0;
+};
+
+Reply error_reply(int status, std::string code, const std::string& request_id) {
+  Reply reply;
+  reply.status = status;
+  reply.text_body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>" + code + "</Code><Message>" +
+                    s3_message(code) + "</Message><RequestId>" + request_id + "</RequestId></Error>";
+  reply.content_length = reply.text_body.size();
+  reply.headers = {{"Content-Type", "application/xml"}};
+  return reply;
+}
+
+std::string etag_for(uint64_t generation) { return "\"ringfetch-fault-" + std::to_string(generation) + "\""; }
+
+std::string content_range(int64_t first, int64_t last, uint64_t size) {
+  return "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size);
+}
+
+bool if_match_fails(const LoggedRequest& request, const std::string& etag) {
+  std::optional<std::string> value = request.header("If-Match");
+  if (!value || trim(*value) == "*") return false;
+  std::string_view rest = *value;
+  while (!rest.empty()) {
+    std::size_t comma = rest.find(',');
+    if (trim(rest.substr(0, comma)) == etag) return false;
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  return true;
+}
+
+std::string render_head(const Reply& reply) {
+  std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " + std::string(reason_phrase(reply.status)) +
+                     "\r\nContent-Length: " + std::to_string(reply.content_length) + "\r\n";
+  for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
+  return head;  // without the blank line, so faults can still add headers
+}
+
+std::string filler_headers(std::size_t min_bytes) {
+  std::string out;
+  for (int i = 0; out.size() < min_bytes; ++i) {
+    out += "X-Filler-" + std::to_string(i) + ": " + std::string(kFillerValueBytes, 'f') + "\r\n";
+  }
+  return out;
+}
+
+std::string garbage_bytes() {
+  // A TLS-record-like prefix, a NUL and high bytes: nothing an HTTP parser could take for a status line.
+  std::string out = std::string("\x16\x03\x01 this is not HTTP ") + '\0';
+  for (int i = 0; i < 256; ++i) out += static_cast<char>(255 - i);
+  return out + "\r\n\r\n";
+}
+
+// ---- connections -------------------------------------------------------------------------------------------------
+
+enum class ConnState { kReadingHead, kWriting, kStalled, kDrainingForReset, kClosed };
+enum class AfterSend { kKeepAlive, kClose, kReset, kStall };
+enum class CloseMode { kPlain, kGraceful, kReset };
+
+// What goes on the wire for one request: `bytes` (head, maybe an error body), then object bytes, then `after`.
+struct Wire {
+  std::string bytes;
+  uint64_t body_offset = 0;
+  uint64_t body_length = 0;
+  AfterSend after = AfterSend::kKeepAlive;
+  bool close_now = false;  // kCloseIdle: nothing is sent at all
+};
+
+struct Connection {
+  int fd = -1;
+  uint64_t ordinal = 0;
+  ConnState state = ConnState::kReadingHead;
+  CloseMode close_mode = CloseMode::kPlain;
+  uint32_t interest = EPOLLIN | EPOLLRDHUP;
+  std::string in;        // received bytes not yet parsed; bounded by the head limit plus one read chunk
+  uint64_t discard = 0;  // request body bytes still to skip
+  std::string out;       // head (and text body) being sent
+  std::size_t out_sent = 0;
+  uint64_t body_pos = 0;
+  uint64_t body_end = 0;
+  AfterSend after = AfterSend::kKeepAlive;
+  std::chrono::steady_clock::time_point reset_deadline;
+};
+
+void close_socket(Connection& c) {
+  if (c.close_mode == CloseMode::kReset) {
+    linger hard{1, 0};
+    ::setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  } else if (c.close_mode == CloseMode::kGraceful) {
+    // Unread input at close() turns the FIN into an RST, so take what is there first.
+    char sink[kReadChunkBytes];
+    for (int reads = 0; reads < kMaxDrainReadsBeforeClose; ++reads) {
+      if (::recv(c.fd, sink, sizeof sink, MSG_DONTWAIT) <= 0) break;
+    }
+    ::shutdown(c.fd, SHUT_WR);
+  }
+  ::close(c.fd);
+  c.fd = -1;
+}
+
+Fault fault_of(FaultKind kind) {
+  Fault fault;
+  fault.kind = kind;
+  return fault;
+}
+
+}  // namespace
+
+// ---- public value types --------------------------------------------------------------------------------------------
+
+Fault Fault::reset_mid_body(uint64_t body_bytes) {
+  Fault fault = fault_of(FaultKind::kResetMidBody);
+  fault.body_bytes = body_bytes;
+  return fault;
+}
+Fault Fault::stall() { return fault_of(FaultKind::kStall); }
+Fault Fault::stall_after_head(uint64_t body_bytes) {
+  Fault fault = fault_of(FaultKind::kStall);
+  fault.body_bytes = body_bytes;
+  fault.send_head = true;
+  return fault;
+}
+Fault Fault::status_error(int status, std::string s3_code) {
+  Fault fault = fault_of(FaultKind::kStatus);
+  fault.status = status;
+  fault.s3_code = std::move(s3_code);
+  return fault;
+}
+Fault Fault::truncated_body(uint64_t body_bytes) {
+  Fault fault = fault_of(FaultKind::kTruncatedBody);
+  fault.body_bytes = body_bytes;
+  return fault;
+}
+Fault Fault::wrong_content_range(int64_t range_shift) {
+  Fault fault = fault_of(FaultKind::kWrongContentRange);
+  fault.range_shift = range_shift;
+  return fault;
+}
+Fault Fault::oversized_head() { return fault_of(FaultKind::kOversizedHead); }
+Fault Fault::garbage_head() { return fault_of(FaultKind::kGarbageHead); }
+Fault Fault::close_after_head() { return fault_of(FaultKind::kCloseAfterHead); }
+Fault Fault::close_idle() { return fault_of(FaultKind::kCloseIdle); }
+Fault Fault::full_200() { return fault_of(FaultKind::kFull200); }
+Fault Fault::change_etag() { return fault_of(FaultKind::kChangeEtag); }
+
+std::optional<std::string> LoggedRequest::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (iequals(n, name)) return v;
+  }
+  return std::nullopt;
+}
+
+// ---- the server --------------------------------------------------------------------------------------------------
+
+struct FaultServer::Impl {
+  Impl(std::vector<std::byte> bytes, FaultServerOptions opts) : object(std::move(bytes)), options(opts) {}
+  ~Impl() { close_descriptors(); }
+
+  void open_listener();
+  void close_descriptors();
+  void run();
+  void accept_all();
+  void on_event(uint64_t tag, uint32_t events);
+  void on_readable(Connection& c);
+  void drive(Connection& c);
+  bool start_next_request(Connection& c);
+  bool flush(Connection& c);
+  void after_response(Connection& c);
+  void finish(uint64_t tag);
+  void reset_drained();
+  void close_all();
+
+  struct Admission {
+    std::optional<Fault> fault;
+    std::string etag;
+    std::string request_id;
+  };
+  Admission admit(const LoggedRequest& request);
+  Reply reply_for(const LoggedRequest& request, const Admission& admission) const;
+  Wire respond(const LoggedRequest& request, const Admission& admission) const;
+  Reply object_reply(const LoggedRequest& request, const std::string& etag, bool ignore_range,
+                     const std::string& request_id) const;
+  void install(Connection& c, Wire wire);
+  void answer_and_close(Connection& c, int status);
+
+  const std::vector<std::byte> object;
+  const FaultServerOptions options;
+  int listen_fd = -1;
+  int epoll_fd = -1;
+  int wake_fd = -1;
+  uint16_t port = 0;
+  std::thread thread;
+
+  mutable std::mutex mutex;  // guards faults, log, etag_generation
+  mutable std::condition_variable request_cv;
+  std::deque<Fault> faults;
+  std::deque<LoggedRequest> log;
+  uint64_t etag_generation = 1;
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> connections{0};
+
+  // Loop thread only.
+  std::unordered_map<uint64_t, Connection> conns;
+  uint64_t next_tag = kFirstConnectionTag;
+};
+
+void FaultServer::Impl::open_listener() {
+  listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd < 0) throw_errno("FaultServer: socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) throw_errno("FaultServer: bind");
+  if (::listen(listen_fd, kListenBacklog) != 0) throw_errno("FaultServer: listen");
+  if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) throw_errno("FaultServer: getsockname");
+  port = ntohs(addr.sin_port);
+  epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) throw_errno("FaultServer: epoll_create1");
+  wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd < 0) throw_errno("FaultServer: eventfd");
+  epoll_event listen_event{.events = EPOLLIN, .data = {.u64 = kListenerTag}};
+  epoll_event wake_event{.events = EPOLLIN, .data = {.u64 = kWakeTag}};
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &listen_event) != 0 ||
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, wake_fd, &wake_event) != 0) {
+    throw_errno("FaultServer: epoll_ctl");
+  }
+}
+
+void FaultServer::Impl::close_descriptors() {
+  for (int* fd : {&listen_fd, &epoll_fd, &wake_fd}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+void FaultServer::Impl::run() {
+  epoll_event events[kMaxEpollEvents];
+  for (;;) {
+    bool draining = std::any_of(conns.begin(), conns.end(),
+                                [](const auto& entry) { return entry.second.state == ConnState::kDrainingForReset; });
+    int n = ::epoll_wait(epoll_fd, events, kMaxEpollEvents, draining ? kDrainPollMs : -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      if (tag == kWakeTag) {
+        close_all();
+        return;
+      }
+      if (tag == kListenerTag) {
+        accept_all();
+      } else {
+        on_event(tag, events[i].events);
+      }
+    }
+    reset_drained();
+  }
+  close_all();
+}
+
+void FaultServer::Impl::accept_all() {
+  for (;;) {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EINTR || errno == ECONNABORTED)) continue;
+    if (fd < 0) return;  // EAGAIN, or out of descriptors: try again on the next event
+    if (conns.size() >= options.max_connections) {
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    uint64_t tag = next_tag++;
+    epoll_event event{.events = EPOLLIN | EPOLLRDHUP, .data = {.u64 = tag}};
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {
+      ::close(fd);
+      continue;
+    }
+    Connection& c = conns[tag];
+    c.fd = fd;
+    c.ordinal = connections.fetch_add(1) + 1;
+  }
+}
+
+void FaultServer::Impl::on_event(uint64_t tag, uint32_t events) {
+  auto it = conns.find(tag);
+  if (it == conns.end()) return;
+  Connection& c = it->second;
+  if (events & EPOLLERR) {
+    c.state = ConnState::kClosed;
+  } else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+    on_readable(c);
+  }
+  drive(c);
+  finish(tag);
+}
+
+void FaultServer::Impl::on_readable(Connection& c) {
+  char buffer[kReadChunkBytes];
+  while (c.state != ConnState::kClosed && c.in.size() <= options.max_request_head_bytes) {
+    ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {  // EOF or error: the client is gone
+      c.state = ConnState::kClosed;
+      return;
+    }
+    std::string_view data(buffer, static_cast<std::size_t>(n));
+    if (c.state != ConnState::kReadingHead) continue;  // stalled or resetting: input is dropped
+    uint64_t skip = std::min<uint64_t>(c.discard, data.size());
+    c.discard -= skip;
+    c.in.append(data.substr(skip));
+  }
+}
+
+void FaultServer::Impl::drive(Connection& c) {
+  for (;;) {
+    if (c.state == ConnState::kReadingHead) {
+      if (!start_next_request(c)) return;
+    } else if (c.state == ConnState::kWriting) {
+      if (!flush(c)) return;
+      after_response(c);
+    } else {
+      return;
+    }
+  }
+}
+
+bool FaultServer::Impl::start_next_request(Connection& c) {
+  std::size_t end = c.in.find(kHeadEnd);
+  if (end == std::string::npos || end + kHeadEnd.size() > options.max_request_head_bytes) {
+    if (c.in.size() > options.max_request_head_bytes) answer_and_close(c, 431);
+    return c.state == ConnState::kWriting;
+  }
+  std::optional<LoggedRequest> request = parse_request_head(std::string_view(c.in).substr(0, end));
+  c.in.erase(0, end + kHeadEnd.size());
+  if (!request) {
+    answer_and_close(c, 400);
+    return true;
+  }
+  if (request->header("Transfer-Encoding")) {
+    answer_and_close(c, 501);
+    return true;
+  }
+  std::optional<std::string> length = request->header("Content-Length");
+  std::optional<uint64_t> body = length ? parse_u64(*length) : uint64_t{0};
+  if (!body) {
+    answer_and_close(c, 400);
+    return true;
+  }
+  uint64_t skip = std::min<uint64_t>(*body, c.in.size());
+  c.in.erase(0, skip);
+  c.discard = *body - skip;
+  request->connection = c.ordinal;
+  Admission admission = admit(*request);
+  install(c, respond(*request, admission));
+  return true;
+}
+
+bool FaultServer::Impl::flush(Connection& c) {
+  while (c.out_sent < c.out.size() || c.body_pos < c.body_end) {
+    const char* data;
+    std::size_t size;
+    if (c.out_sent < c.out.size()) {
+      data = c.out.data() + c.out_sent;
+      size = c.out.size() - c.out_sent;
+    } else {
+      data = reinterpret_cast<const char*>(object.data()) + c.body_pos;
+      size = static_cast<std::size_t>(std::min<uint64_t>(c.body_end - c.body_pos, kMaxSendBytes));
+    }
+    ssize_t n = ::send(c.fd, data, size, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n < 0) {
+      c.state = ConnState::kClosed;
+      return false;
+    }
+    if (c.out_sent < c.out.size()) {
+      c.out_sent += static_cast<std::size_t>(n);
+    } else {
+      c.body_pos += static_cast<uint64_t>(n);
+    }
+  }
+  return true;
+}
+
+void FaultServer::Impl::after_response(Connection& c) {
+  c.out.clear();
+  c.out_sent = 0;
+  switch (c.after) {
+    case AfterSend::kKeepAlive: c.state = ConnState::kReadingHead; break;
+    case AfterSend::kClose:
+      c.state = ConnState::kClosed;
+      c.close_mode = CloseMode::kGraceful;
+      break;
+    case AfterSend::kReset:
+      c.state = ConnState::kDrainingForReset;
+      c.reset_deadline = std::chrono::steady_clock::now() + kResetDrainTimeout;
+      break;
+    case AfterSend::kStall: c.state = ConnState::kStalled; break;
+  }
+}
+
+// Closes a finished connection, or points epoll at what its state waits for.
+void FaultServer::Impl::finish(uint64_t tag) {
+  Connection& c = conns.at(tag);
+  if (c.state == ConnState::kClosed) {
+    close_socket(c);
+    conns.erase(tag);
+    return;
+  }
+  uint32_t wanted = 0;
+  if (c.state == ConnState::kReadingHead || c.state == ConnState::kStalled) wanted = EPOLLIN | EPOLLRDHUP;
+  if (c.state == ConnState::kWriting) wanted = EPOLLOUT;
+  if (wanted == c.interest) return;
+  c.interest = wanted;
+  epoll_event event{.events = wanted, .data = {.u64 = tag}};
+  ::epoll_ctl(epoll_fd, EPOLL_CTL_MOD, c.fd, &event);
+}
+
+void FaultServer::Impl::reset_drained() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<uint64_t> done;
+  for (auto& [tag, c] : conns) {
+    if (c.state != ConnState::kDrainingForReset) continue;
+    int unacked = 0;
+    if (::ioctl(c.fd, SIOCOUTQ, &unacked) != 0 || unacked == 0 || now >= c.reset_deadline) done.push_back(tag);
+  }
+  for (uint64_t tag : done) {
+    Connection& c = conns.at(tag);
+    c.state = ConnState::kClosed;
+    c.close_mode = CloseMode::kReset;
+    finish(tag);
+  }
+}
+
+void FaultServer::Impl::close_all() {
+  for (auto& [tag, c] : conns) close_socket(c);
+  conns.clear();
+}
+
+FaultServer::Impl::Admission FaultServer::Impl::admit(const LoggedRequest& request) {
+  std::lock_guard lock(mutex);
+  Admission admission;
+  if (!faults.empty()) {
+    admission.fault = faults.front();
+    faults.pop_front();
+  }
+  if (admission.fault && admission.fault->kind == FaultKind::kChangeEtag) ++etag_generation;
+  admission.etag = etag_for(etag_generation);
+  if (log.size() >= options.max_logged_requests && !log.empty()) log.pop_front();
+  if (options.max_logged_requests > 0) log.push_back(request);
+  uint64_t number = requests.fetch_add(1) + 1;
+  char id[32];
+  std::snprintf(id, sizeof id, "RF%016llX", static_cast<unsigned long long>(number));
+  admission.request_id = id;
+  request_cv.notify_all();
+  return admission;
+}
+
+Reply FaultServer::Impl::object_reply(const LoggedRequest& request, const std::string& etag, bool ignore_range,
+                                      const std::string& request_id) const {
+  bool head_only = request.method == "HEAD";
+  if (request.method != "GET" && !head_only) return error_reply(405, "MethodNotAllowed", request_id);
+  if (options.honor_if_match && if_match_fails(request, etag))
+    return error_reply(412, "PreconditionFailed", request_id);
+  uint64_t size = object.size();
+  RangeRequest range = ignore_range ? RangeRequest{} : parse_range(request.header("Range"), size);
+  if (range.kind == RangeKind::kUnsatisfiable) {
+    Reply reply = error_reply(416, "InvalidRange", request_id);
+    reply.headers.emplace_back("Content-Range", "bytes */" + std::to_string(size));
+    return reply;
+  }
+  Reply reply;
+  if (range.kind == RangeKind::kRange) {
+    reply.status = 206;
+    reply.body_offset = range.first;
+    reply.body_length = range.last - range.first + 1;
+    reply.headers.emplace_back(
+        "Content-Range", content_range(static_cast<int64_t>(range.first), static_cast<int64_t>(range.last), size));
+  } else {
+    reply.body_length = size;
+  }
+  reply.content_length = reply.body_length;
+  if (head_only) reply.body_length = 0;
+  reply.headers.insert(reply.headers.end(), {{"ETag", etag},
+                                             {"Accept-Ranges", "bytes"},
+                                             {"Last-Modified", kLastModified},
+                                             {"Content-Type", "application/octet-stream"}});
+  return reply;
+}
+
+Reply FaultServer::Impl::reply_for(const LoggedRequest& request, const Admission& admission) const {
+  const std::optional<Fault>& fault = admission.fault;
+  auto is = [&](FaultKind kind) { return fault && fault->kind == kind; };
+  Reply reply =
+      is(FaultKind::kStatus)
+          ? error_reply(fault->status, fault->s3_code.empty() ? default_s3_code(fault->status) : fault->s3_code,
+                        admission.request_id)
+          : object_reply(request, admission.etag, is(FaultKind::kFull200), admission.request_id);
+  reply.headers.emplace_back("x-amz-request-id", admission.request_id);
+  if (is(FaultKind::kWrongContentRange) && reply.status / 100 == 2) {
+    int64_t first = static_cast<int64_t>(reply.body_offset) + fault->range_shift;
+    int64_t last = first + static_cast<int64_t>(reply.content_length) - 1;
+    reply.status = 206;
+    std::erase_if(reply.headers, [](const auto& header) { return header.first == "Content-Range"; });
+    reply.headers.emplace_back("Content-Range", content_range(first, last, object.size()));
+  }
+  if (request.method == "HEAD") reply.text_body.clear();
+  return reply;
+}
+
+Wire FaultServer::Impl::respond(const LoggedRequest& request, const Admission& admission) const {
+  const std::optional<Fault>& fault = admission.fault;
+  FaultKind kind = fault ? fault->kind : FaultKind::kChangeEtag;  // kChangeEtag answers normally
+  Wire wire;
+  if (kind == FaultKind::kCloseIdle) {
+    wire.close_now = true;
+    return wire;
+  }
+  if (kind == FaultKind::kGarbageHead) {
+    wire.bytes = garbage_bytes();
+    wire.after = AfterSend::kClose;
+    return wire;
+  }
+  Reply reply = reply_for(request, admission);
+  std::optional<std::string> connection = request.header("Connection");
+  bool close = (connection && iequals(*connection, "close")) || request.version == "HTTP/1.0";
+  if (close) reply.headers.emplace_back("Connection", "close");
+  wire.bytes = render_head(reply);
+  if (kind == FaultKind::kOversizedHead) wire.bytes += filler_headers(kOversizedHeadBytes);
+  wire.bytes += "\r\n" + reply.text_body;
+  wire.body_offset = reply.body_offset;
+  wire.body_length = reply.body_length;
+  wire.after = close ? AfterSend::kClose : AfterSend::kKeepAlive;
+  switch (kind) {
+    case FaultKind::kResetMidBody:
+      wire.body_length = std::min(wire.body_length, fault->body_bytes);
+      wire.after = AfterSend::kReset;
+      break;
+    case FaultKind::kTruncatedBody:
+      wire.body_length = std::min(wire.body_length, fault->body_bytes);
+      wire.after = AfterSend::kClose;
+      break;
+    case FaultKind::kCloseAfterHead:
+      wire.body_length = 0;
+      wire.after = AfterSend::kClose;
+      break;
+    case FaultKind::kStall:
+      if (!fault->send_head) wire.bytes.clear();
+      wire.body_length = fault->send_head ? std::min(wire.body_length, fault->body_bytes) : 0;
+      wire.after = AfterSend::kStall;
+      break;
+    default: break;
+  }
+  return wire;
+}
+
+void FaultServer::Impl::install(Connection& c, Wire wire) {
+  if (wire.close_now) {
+    c.state = ConnState::kClosed;
+    c.close_mode = CloseMode::kGraceful;
+    return;
+  }
+  c.out = std::move(wire.bytes);
+  c.out_sent = 0;
+  c.body_pos = wire.body_offset;
+  c.body_end = wire.body_offset + wire.body_length;
+  c.after = wire.after;
+  c.state = ConnState::kWriting;
+}
+
+// For requests we refuse to parse: a short error, then close (the stream position is unknown).
+void FaultServer::Impl::answer_and_close(Connection& c, int status) {
+  Reply reply = error_reply(status, default_s3_code(status), "RF-unparsed");
+  reply.headers.emplace_back("Connection", "close");
+  Wire wire;
+  wire.bytes = render_head(reply) + "\r\n" + reply.text_body;
+  wire.after = AfterSend::kClose;
+  install(c, std::move(wire));
+  c.in.clear();
+}
+
+// ---- FaultServer -------------------------------------------------------------------------------------------------
+
+FaultServer::FaultServer(std::vector<std::byte> object, FaultServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(object), options)) {
+  impl_->open_listener();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+FaultServer::~FaultServer() { stop(); }
+
+void FaultServer::stop() {
+  if (impl_->thread.joinable()) {
+    uint64_t one = 1;
+    while (::write(impl_->wake_fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+    impl_->thread.join();
+  }
+  impl_->close_descriptors();
+}
+
+uint16_t FaultServer::port() const noexcept { return impl_->port; }
+std::string FaultServer::endpoint() const { return "http://127.0.0.1:" + std::to_string(impl_->port); }
+const std::vector<std::byte>& FaultServer::object() const noexcept { return impl_->object; }
+
+std::string FaultServer::etag() const {
+  std::lock_guard lock(impl_->mutex);
+  return etag_for(impl_->etag_generation);
+}
+
+void FaultServer::push_fault(Fault fault) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->faults.push_back(std::move(fault));
+}
+
+void FaultServer::push_faults(const std::vector<Fault>& faults) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->faults.insert(impl_->faults.end(), faults.begin(), faults.end());
+}
+
+std::size_t FaultServer::pending_faults() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->faults.size();
+}
+
+void FaultServer::clear_faults() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->faults.clear();
+}
+
+uint64_t FaultServer::requests_received() const noexcept { return impl_->requests.load(); }
+uint64_t FaultServer::connections_accepted() const noexcept { return impl_->connections.load(); }
+
+std::vector<LoggedRequest> FaultServer::request_log() const {
+  std::lock_guard lock(impl_->mutex);
+  return {impl_->log.begin(), impl_->log.end()};
+}
+
+bool FaultServer::wait_for_requests(uint64_t count, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->mutex);
+  return impl_->request_cv.wait_for(lock, timeout, [&] { return impl_->requests.load() >= count; });
+}
+
+}  // namespace ringfetch::testing

@@ -1,0 +1,16 @@
+// The `ringfetch` subcommands. Each takes the words after its name, returns the process exit status, and
+// throws cli::UsageError (exit 2) for a bad invocation or ringfetch::Error (exit 1) for a failure while running.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+namespace ringfetch::cli {
+
+using Arguments = std::vector<std::string_view>;
+
+int run_demo(const Arguments& args);
+int run_load(const Arguments& args);
+int run_cat(const Arguments& args);
+
+}  // namespace ringfetch::cli

@@ -1,0 +1,63 @@
+// The `ringfetch` command: dispatches to a subcommand (demo, load, cat) and turns what escapes it into the
+// program's contract with shells and scripts: usage mistakes -> one line on stderr and exit 2, runtime failures
+// -> "ringfetch: <message>" and exit 1, success -> 0. The subcommands use only the public API.
+#include <cstdio>
+#include <exception>
+#include <string_view>
+
+#include "command_line.hpp"
+#include "commands.hpp"
+#include "ringfetch/error.hpp"
+
+namespace ringfetch::cli {
+namespace {
+
+constexpr int kExitRuntimeError = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kProgramHelp[] =
+    "usage: ringfetch <command> [options]\n"
+    "\n"
+    "Fetch byte ranges from file://, direct://, http(s):// and s3:// stores through io_uring.\n"
+    "\n"
+    "commands:\n"
+    "  demo   generate a checkpoint-like file locally, load it through file:// and verify every byte\n"
+    "  load   load the items of a JSON plan file from a store root and report speed and counters\n"
+    "  cat    write an object (or a byte range of it) to stdout\n"
+    "\n"
+    "Run 'ringfetch <command> --help' for a command's options.\n"
+    "Exit status: 0 on success, 1 when the work failed, 2 when the command line is wrong.\n";
+
+int dispatch(const Arguments& words) {
+  if (words.empty()) throw UsageError("ringfetch: missing command (see 'ringfetch --help')");
+  const std::string_view command = words[0];
+  const Arguments rest(words.begin() + 1, words.end());
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::fputs(kProgramHelp, stdout);
+    return 0;
+  }
+  if (command == "demo") return run_demo(rest);
+  if (command == "load") return run_load(rest);
+  if (command == "cat") return run_cat(rest);
+  throw UsageError("ringfetch: unknown command '" + std::string(command) +
+                   "' (expected demo, load or cat; see 'ringfetch --help')");
+}
+
+int run(const Arguments& words) {
+  try {
+    return dispatch(words);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {  // ringfetch::Error and anything unexpected (bad_alloc, ...)
+    std::fprintf(stderr, "ringfetch: %s\n", e.what());
+    return kExitRuntimeError;
+  }
+}
+
+}  // namespace
+}  // namespace ringfetch::cli
+
+int main(int argc, char** argv) {
+  return ringfetch::cli::run(ringfetch::cli::Arguments(argv + 1, argv + argc));
+}
