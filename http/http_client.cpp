@@ -233,7 +233,8 @@ class Exchange final : public ConnectionUser {
       const auto& cr = head.content_range;
       if (!cr || cr->unsatisfied || cr->first != first || cr->last != last ||
           (head.content_length && *head.content_length != last - first + 1)) {
-        std::string got = cr ? "bytes " + std::to_string(cr->first) + "-" + std::to_string(cr->last) : "no Content-Range";
+        std::string got = cr ? "Content-Range bytes " + std::to_string(cr->first) + "-" + std::to_string(cr->last)
+                             : "no Content-Range";
         return Status(ErrorKind::kIntegrity, call_->what + ": server answered 206 with " + got + " to a request for bytes " +
                                                  std::to_string(first) + "-" + std::to_string(last));
       }

@@ -129,7 +129,7 @@ std::string expand_home(std::string path, const std::string& home) {
 struct Resolution {
   EnvironmentLookup environment;
   std::string profile;
-  bool profile_named = false;          // by the caller or AWS_PROFILE: must exist
+  bool profile_named = false;            // by the caller or AWS_PROFILE: must exist
   bool profile_named_by_caller = false;  // outranks the key variables
   SharedFile credentials_file;
   SharedFile config_file;
@@ -142,7 +142,8 @@ struct Resolution {
 
 void choose_profile(const AwsConfigOptions& options, Resolution* resolution) {
   resolution->profile_named_by_caller = !options.profile.empty();
-  std::optional<std::string> named = resolution->profile_named_by_caller ? options.profile : std::optional<std::string>();
+  std::optional<std::string> named;
+  if (resolution->profile_named_by_caller) named = options.profile;
   if (!named) named = resolution->env("AWS_PROFILE");
   if (!named) named = resolution->env("AWS_DEFAULT_PROFILE");
   resolution->profile_named = named.has_value();
@@ -191,10 +192,9 @@ Status credentials_from_section(const Section* section, const std::string& where
   const std::string secret = value_in(section, "aws_secret_access_key");
   if (key_id.empty() && secret.empty()) return {};
   if (key_id.empty() || secret.empty()) {
-    return Status(ErrorKind::kInvalidArgument, where + " has " + (key_id.empty() ? "aws_secret_access_key but no "
-                                                                                   "aws_access_key_id"
-                                                                                 : "aws_access_key_id but no "
-                                                                                   "aws_secret_access_key"));
+    const char* half = key_id.empty() ? " has aws_secret_access_key but no aws_access_key_id"
+                                      : " has aws_access_key_id but no aws_secret_access_key";
+    return Status(ErrorKind::kInvalidArgument, where + half);
   }
   std::string token = value_in(section, "aws_session_token");
   if (token.empty()) token = value_in(section, "aws_security_token");

@@ -60,10 +60,12 @@ class CaseRandom {
 };
 
 constexpr const char* kKeyFragments[] = {
-    "test.txt", "my key", "a+b", "tilde~x", "100%", "x=y", "a&b", "nested/dir/", "\xc3\xbcn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9",
+    "test.txt", "my key", "a+b", "tilde~x", "100%", "x=y", "a&b", "nested/dir/",
+    "\xc3\xbcn\xc3\xaf" "c\xc3\xb6" "d\xc3\xa9",
     "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "emoji\xf0\x9f\x98\x80", "..", ".", "", "trailing space ", "semi;colon",
     "colon:x", "q?mark", "hash#tag", "star*", "quote'\"", "comma,", "brackets[]{}", "back\\slash", "$dollar", "@at",
-    "!bang", "(paren)", "pipe|", "^caret", "`tick", "<angle>", "tab\tin", "%2F-already-encoded", "a//b", "ckpt/__0_0.distcp",
+    "!bang", "(paren)", "pipe|", "^caret", "`tick", "<angle>", "tab\tin", "%2F-already-encoded", "a//b",
+    "ckpt/__0_0.distcp",
 };
 constexpr const char* kQueryNames[] = {
     "prefix", "max-keys", "list-type", "continuation-token", "delimiter", "uploadId", "partNumber", "versionId",
@@ -137,7 +139,9 @@ void add_host_and_path(CaseRandom& random, GeneratedCase& generated) {
 
 void add_query_and_headers(CaseRandom& random, SignableRequest& request) {
   const size_t query_count = random.chance(3) ? 0 : random.below(5);
-  for (size_t i = 0; i < query_count; ++i) request.query.emplace_back(random.pick(kQueryNames), random.pick(kQueryValues));
+  for (size_t i = 0; i < query_count; ++i) {
+    request.query.emplace_back(random.pick(kQueryNames), random.pick(kQueryValues));
+  }
   const size_t header_count = random.below(5);
   for (size_t i = 0; i < header_count; ++i) {
     const auto& [name, value] = random.pick(kHeaderChoices);
@@ -242,7 +246,9 @@ bool has_repeated_name(const std::vector<std::pair<std::string, std::string>>& p
   std::vector<std::string> names;
   for (const auto& pair : pairs) {
     std::string name = pair.first;
-    if (ignore_case) std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (ignore_case) {
+      std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    }
     names.push_back(std::move(name));
   }
   std::sort(names.begin(), names.end());
@@ -331,7 +337,9 @@ TEST_F(SigV4BotocoreTest, AuthorizationHeadersMatchBotocoreForGeneratedRequests)
     const OurSignature ours = sign_with_ringfetch(cases[id]);
     bool same = true;
     for (const auto& [field, value] : ours.result.items()) same = same && outputs[id][field] == value;
-    if (!same && mismatches++ == 0) ADD_FAILURE() << "first mismatch:\n" << describe_mismatch(inputs[id], ours, outputs[id]);
+    if (!same && mismatches++ == 0) {
+      ADD_FAILURE() << "first mismatch:\n" << describe_mismatch(inputs[id], ours, outputs[id]);
+    }
   }
   EXPECT_EQ(mismatches, 0u) << "of " << cases.size() << " requests";
 }

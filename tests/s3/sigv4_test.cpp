@@ -57,7 +57,8 @@ void expect_signed_as_documented(const SigV4Signer& signer, const SignableReques
                                  const std::string& signed_headers, const std::string& signature) {
   EXPECT_EQ(signer.canonical_request(request), canonical);
   const std::string string_to_sign = signer.string_to_sign(canonical, "20130524T000000Z");
-  EXPECT_EQ(string_to_sign, "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n" + canonical_hash);
+  EXPECT_EQ(string_to_sign,
+            "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n" + canonical_hash);
   EXPECT_EQ(header(request, "Authorization"),
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=" +
                 signed_headers + ", Signature=" + signature);
@@ -153,7 +154,8 @@ TEST_F(SigV4AwsTestSuite, GetVanilla) {
   EXPECT_EQ(header(request, "x-amz-content-sha256"), "<absent>");
   EXPECT_EQ(header(request, "Authorization"),
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
-            "SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+            "SignedHeaders=host;x-amz-date, "
+            "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
 }
 
 TEST_F(SigV4AwsTestSuite, GetVanillaQueryOrderKeyCase) {

@@ -327,6 +327,7 @@ Fault Fault::close_after_head() { return fault_of(FaultKind::kCloseAfterHead); }
 Fault Fault::close_idle() { return fault_of(FaultKind::kCloseIdle); }
 Fault Fault::full_200() { return fault_of(FaultKind::kFull200); }
 Fault Fault::change_etag() { return fault_of(FaultKind::kChangeEtag); }
+Fault Fault::none() { return fault_of(FaultKind::kNone); }
 
 std::optional<std::string> LoggedRequest::header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
@@ -697,7 +698,7 @@ Reply FaultServer::Impl::reply_for(const LoggedRequest& request, const Admission
 
 Wire FaultServer::Impl::respond(const LoggedRequest& request, const Admission& admission) const {
   const std::optional<Fault>& fault = admission.fault;
-  FaultKind kind = fault ? fault->kind : FaultKind::kChangeEtag;  // kChangeEtag answers normally
+  FaultKind kind = fault ? fault->kind : FaultKind::kNone;
   Wire wire;
   if (kind == FaultKind::kCloseIdle) {
     wire.close_now = true;

@@ -21,6 +21,7 @@
 namespace ringfetch::testing {
 
 enum class FaultKind {
+  kNone,               // answer normally (holds a place in the fault script)
   kResetMidBody,       // head + `body_bytes` of the body, then RST (SO_LINGER 0)
   kStall,              // nothing (or, with send_head, head + `body_bytes`), then silence until client close or stop
   kStatus,             // `status` with an S3 XML error body (<Code>s3_code</Code>) and Content-Length; kept alive
@@ -54,6 +55,7 @@ struct Fault {
   static Fault close_idle();
   static Fault full_200();
   static Fault change_etag();
+  static Fault none();
 };
 
 // One request head as received. Malformed heads (answered 400) are neither logged nor counted.
