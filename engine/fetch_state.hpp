@@ -59,7 +59,9 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   std::vector<ExtentState> extents;
   std::vector<uint32_t> request_order;
   size_t next_request = 0;
+  uint32_t issued_segments = 0;  // segments of request_order[next_request] already issued (it was split)
   unsigned in_flight = 0;
+  unsigned delivering = 0;       // completions whose callbacks are running outside the lock
   bool waiting_for_memory = false;
   bool cancelled = false;
   size_t next_item = 0;       // plan-order cursor of next()
@@ -71,15 +73,21 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   // Blocks for the next item in plan order; nullopt at the end. Failed items come back with !ok().
   std::optional<ItemView> next_view();
   void wait_all();
-  // Stops dispatching and waits for reads in flight to end.
+  // Stops dispatching and waits for reads in flight (and the callbacks of their items) to end.
   void cancel();
+  // Whether a destination extent is read straight into the caller's memory. O_DIRECT can do that only for
+  // aligned memory and whole blocks (the last block of a file is transferred whole, past the item's end); other
+  // destination extents are read into arena memory and copied, like the extents the planner widened.
+  bool in_place(const engine::Extent& planned) const;
 
  private:
   void dispatch_locked(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
+  void issue_locked(uint32_t request, uint32_t first_segment, uint32_t end_segment,
+                    std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
   bool allocate_extent_locked(uint32_t extent);
   void post(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>& tasks);
   void dispatch();
-  void on_request_done(uint32_t request, const Status& status);
+  void on_request_done(uint32_t first_segment, uint32_t end_segment, uint64_t length, const Status& status);
   void finish_extent_locked(uint32_t extent, std::vector<ItemView>* callbacks);
   ItemView make_view_locked(uint32_t item);
 };

@@ -100,8 +100,7 @@ Status HttpSource::open_object(const std::string& key, bool need_size, std::shar
   return {};
 }
 
-void HttpSource::start_read(engine::Worker& worker, engine::ReadTask* task) {
-  auto* object = static_cast<HttpObject*>(task->object.get());
+HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task) {
   auto* call = new HttpCall();
   call->method = "GET";
   call->path = object->path;
@@ -113,28 +112,39 @@ void HttpSource::start_read(engine::Worker& worker, engine::ReadTask* task) {
     if (head.status < 200 || head.status >= 300) return {};
     Status etag = object->check_etag(head.etag);
     if (!etag.ok()) return etag;
-    if (head.content_range && head.content_range->complete_length && object->size != engine::SourceObject::kUnknownSize &&
-        *head.content_range->complete_length != object->size) {
+    const auto& range = head.content_range;
+    if (range && range->complete_length && object->size != engine::SourceObject::kUnknownSize &&
+        *range->complete_length != object->size) {
       return Status(ErrorKind::kIntegrity, object->display + " changed size during the read: " +
                                                std::to_string(object->size) + " then " +
-                                               std::to_string(*head.content_range->complete_length) + " bytes");
+                                               std::to_string(*range->complete_length) + " bytes");
     }
     return {};
   };
   call->error_for_status = [](const ResponseHead& head, const std::string& body, const std::string& what) {
-    if (head.status == 412) {
-      return Status(ErrorKind::kIntegrity, what + ": the object changed during the read (If-Match failed)", 412);
-    }
-    if (head.status == 416) {
-      return Status(ErrorKind::kInvalidArgument, what + ": range not satisfiable (past the end of the object)", 416);
-    }
-    return status_error(head, body, what);
+    return ranged_get_error(head, body, what, status_error(head, body, what));
   };
   call->done = [call, task](const Status& status) {
     std::unique_ptr<HttpCall> owned(call);
     task->done(status);
   };
-  client_->start(worker, call);
+  return call;
+}
+
+Status ranged_get_error(const ResponseHead& head, const std::string&, const std::string& what, Status otherwise) {
+  if (head.status == 412) {
+    return Status(ErrorKind::kIntegrity, what + ": the object changed during the read (If-Match failed)", 412,
+                  otherwise.s3_code());
+  }
+  if (head.status == 416) {
+    return Status(ErrorKind::kInvalidArgument, what + ": range not satisfiable (past the end of the object)", 416,
+                  otherwise.s3_code());
+  }
+  return otherwise;
+}
+
+void HttpSource::start_read(engine::Worker& worker, engine::ReadTask* task) {
+  client_->start(worker, make_ranged_get(static_cast<HttpObject*>(task->object.get()), task));
 }
 
 namespace {

@@ -25,6 +25,12 @@ class HttpObject final : public engine::SourceObject {
   std::string etag_;
 };
 
+// A ranged GET of task's bytes of `object` into its pieces, pinning and checking the ETag; done() completes the
+// task and frees the call. Layers above add signing and their own error parsing to the returned call.
+HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task);
+// Maps 412 (object changed) and 416 (past the end) of a ranged GET to clear errors; other statuses -> otherwise.
+Status ranged_get_error(const ResponseHead& head, const std::string& body, const std::string& what, Status otherwise);
+
 // Percent-encodes a key for a URL path: unreserved characters and '/' stay, everything else becomes %XX.
 std::string encode_path(std::string_view key);
 

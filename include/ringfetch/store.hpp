@@ -18,6 +18,7 @@
 #include "ringfetch/engine.hpp"
 #include "ringfetch/item_view.hpp"
 #include "ringfetch/plan.hpp"
+#include "ringfetch/s3/s3_options.hpp"
 
 namespace ringfetch {
 
@@ -47,6 +48,7 @@ struct StoreOptions {
   uint64_t part_size = kSourceDefault;  // longest single request (default 8 MiB)
   unsigned max_in_flight = 0;           // requests in flight per fetch; 0 = the source's default
   HttpOptions http;
+  s3::S3Options s3;  // for s3:// roots
 };
 
 struct Range {
