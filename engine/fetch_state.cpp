@@ -1,6 +1,8 @@
 // FetchState implementation. Requests are dispatched in the order of the first plan item they serve, so a caller
 // consuming items in plan order always gets memory for the item it waits on next; extent memory is allocated when
 // the first request touching it is dispatched, and dropped by the state as soon as all its items are delivered.
+// When the arena cannot hold the rest of a request, the part that has memory is issued on its own: an extent
+// spanning two requests holds its memory until both are read, so waiting with it could wait forever.
 #include "engine/fetch_state.hpp"
 
 #include <algorithm>
@@ -48,7 +50,7 @@ bool FetchState::allocate_extent_locked(uint32_t e) {
   ExtentState& ext = extents[e];
   if (ext.allocated) return true;
   const engine::Extent& planned = layout.extents[e];
-  if (planned.destination) {
+  if (in_place(planned)) {
     const ItemSlot& item = items[layout.extent_items[planned.first_item]];
     ext.data = item.destination.data();
     ext.buf_index = engine->slot_for(ext.data, item.length);
@@ -56,12 +58,16 @@ bool FetchState::allocate_extent_locked(uint32_t e) {
     return true;
   }
   engine::ArenaSpan span;
+  // The waiter may run long after this fetch (and its engine) are gone, when a view outliving them is dropped:
+  // it reaches the engine only through a live state. It posts rather than dispatching here because a release
+  // can happen under this state's lock.
   std::weak_ptr<FetchState> weak = weak_from_this();
-  Engine::Impl* eng = engine;
-  auto on_release = [weak, eng] {
-    eng->pick_worker().post([weak] {
-      if (auto self = weak.lock()) self->dispatch();
-    });
+  auto on_release = [weak] {
+    if (auto self = weak.lock()) {
+      self->engine->pick_worker().post([weak] {
+        if (auto state = weak.lock()) state->dispatch();
+      });
+    }
   };
   if (!engine->arena->allocate_or_park(align_up(planned.length, alignment), alignment, &span, on_release)) {
     return false;
@@ -78,36 +84,58 @@ void FetchState::dispatch_locked(std::vector<std::pair<engine::Worker*, engine::
   while (!cancelled && in_flight < max_in_flight && next_request < request_order.size()) {
     const uint32_t r = request_order[next_request];
     const engine::Request& req = layout.requests[r];
-    for (uint32_t s = req.first_segment; s < req.first_segment + req.segment_count; ++s) {
-      const uint32_t e = layout.segments[s].extent;
-      if (e != engine::Segment::kGap && !allocate_extent_locked(e)) {
-        waiting_for_memory = true;
-        engine->counters.add(engine->counters.arena_waits, 1);
-        return;
-      }
+    const uint32_t end = req.first_segment + req.segment_count;
+    uint32_t first = req.first_segment + issued_segments;
+    if (issued_segments > 0) {
+      while (first < end && layout.segments[first].extent == engine::Segment::kGap) ++first;  // nothing to keep
     }
-    auto* task = new engine::ReadTask();
-    task->object = objects[req.object];
-    task->offset = req.offset;
-    task->length = req.length;
-    task->pieces.reserve(req.segment_count);
-    for (uint32_t s = req.first_segment; s < req.first_segment + req.segment_count; ++s) {
-      const engine::Segment& seg = layout.segments[s];
-      engine::ReadPiece piece;
-      piece.length = seg.length;
-      if (seg.extent != engine::Segment::kGap) {
-        piece.data = extents[seg.extent].data + seg.extent_offset;
-        piece.buf_index = extents[seg.extent].buf_index;
-      }
-      task->pieces.push_back(piece);
+    uint32_t ready = first;  // segments [first, ready) have memory
+    while (ready < end) {
+      const uint32_t e = layout.segments[ready].extent;
+      if (e != engine::Segment::kGap && !allocate_extent_locked(e)) break;
+      ++ready;
     }
-    std::shared_ptr<FetchState> self = shared_from_this();
-    task->done = [self, r](Status status) { self->on_request_done(r, status); };
-    ++in_flight;
+    if (ready < end) {
+      waiting_for_memory = true;
+      engine->counters.add(engine->counters.arena_waits, 1);
+      while (ready > first && layout.segments[ready - 1].extent == engine::Segment::kGap) --ready;
+      if (ready > first) {
+        issue_locked(r, first, ready, out);
+        issued_segments = ready - req.first_segment;
+      }
+      return;
+    }
+    if (first < end) issue_locked(r, first, end, out);
+    issued_segments = 0;
     ++next_request;
-    engine->counters.add(engine->counters.requests, 1);
-    out->emplace_back(&engine->pick_worker(), task);
   }
+}
+
+void FetchState::issue_locked(uint32_t r, uint32_t first, uint32_t end,
+                              std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out) {
+  const engine::Request& req = layout.requests[r];
+  auto* task = new engine::ReadTask();
+  task->object = objects[req.object];
+  task->offset = layout.segments[first].offset;
+  task->pieces.reserve(end - first);
+  for (uint32_t s = first; s < end; ++s) {
+    const engine::Segment& seg = layout.segments[s];
+    engine::ReadPiece piece;
+    piece.length = seg.length;
+    if (seg.extent != engine::Segment::kGap) {
+      piece.data = extents[seg.extent].data + seg.extent_offset;
+      piece.buf_index = extents[seg.extent].buf_index;
+    }
+    task->pieces.push_back(piece);
+    task->length += seg.length;
+  }
+  std::shared_ptr<FetchState> self = shared_from_this();
+  task->done = [self, first, end, length = task->length](Status status) {
+    self->on_request_done(first, end, length, status);
+  };
+  ++in_flight;
+  engine->counters.add(engine->counters.requests, 1);
+  out->emplace_back(&engine->pick_worker(), task);
 }
 
 void FetchState::post(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>& tasks) {
@@ -134,15 +162,14 @@ void FetchState::dispatch() {
   post(tasks);
 }
 
-void FetchState::on_request_done(uint32_t r, const Status& status) {
+void FetchState::on_request_done(uint32_t first, uint32_t end, uint64_t length, const Status& status) {
   std::vector<ItemView> callbacks;
   std::vector<std::pair<engine::Worker*, engine::ReadTask*>> tasks;
   {
     std::lock_guard lock(mutex);
     --in_flight;
-    const engine::Request& req = layout.requests[r];
-    if (status.ok()) engine->counters.add(engine->counters.bytes_fetched, req.length);
-    for (uint32_t s = req.first_segment; s < req.first_segment + req.segment_count; ++s) {
+    if (status.ok()) engine->counters.add(engine->counters.bytes_fetched, length);
+    for (uint32_t s = first; s < end; ++s) {
       const engine::Segment& seg = layout.segments[s];
       if (seg.extent == engine::Segment::kGap) continue;
       ExtentState& ext = extents[seg.extent];
@@ -151,10 +178,19 @@ void FetchState::on_request_done(uint32_t r, const Status& status) {
       if (ext.remaining == 0) finish_extent_locked(seg.extent, &callbacks);
     }
     dispatch_locked(&tasks);
+    if (!callbacks.empty()) ++delivering;
   }
   changed.notify_all();
   post(tasks);
+  if (callbacks.empty()) return;
+  // wait() and cancel() must not return while callbacks run: the caller may free what they use.
   for (const ItemView& view : callbacks) on_item(view);
+  callbacks.clear();  // views released before the batch counts as delivered
+  {
+    std::lock_guard lock(mutex);
+    --delivering;
+  }
+  changed.notify_all();
 }
 
 void FetchState::finish_extent_locked(uint32_t e, std::vector<ItemView>* callbacks) {
@@ -168,8 +204,8 @@ void FetchState::finish_extent_locked(uint32_t e, std::vector<ItemView>* callbac
     ++items_finished;
     if (ext.status.ok()) {
       engine->counters.add(engine->counters.items, 1);
-      // A destination item whose extent was widened (O_DIRECT alignment) is filled by one bounded copy.
-      if (!item.destination.empty() && !planned.destination) {
+      // A destination item not read in place (O_DIRECT alignment) is filled by one bounded copy.
+      if (!item.destination.empty() && !in_place(planned)) {
         std::memcpy(item.destination.data(), ext.data + (item.offset - planned.offset), item.length);
         engine->counters.add(engine->counters.bytes_copied_user, item.length);
       }
@@ -212,13 +248,20 @@ std::optional<ItemView> FetchState::next_view() {
 
 void FetchState::wait_all() {
   std::unique_lock lock(mutex);
-  changed.wait(lock, [&] { return items_finished == items_total; });
+  changed.wait(lock, [&] { return items_finished == items_total && delivering == 0; });
 }
 
 void FetchState::cancel() {
   std::unique_lock lock(mutex);
   cancelled = true;
-  changed.wait(lock, [&] { return in_flight == 0; });
+  changed.wait(lock, [&] { return in_flight == 0 && delivering == 0; });
+}
+
+bool FetchState::in_place(const engine::Extent& planned) const {
+  if (!planned.destination) return false;
+  if (alignment <= 1) return true;
+  const ItemSlot& item = items[layout.extent_items[planned.first_item]];
+  return reinterpret_cast<uintptr_t>(item.destination.data()) % alignment == 0 && planned.length % alignment == 0;
 }
 
 }  // namespace ringfetch::detail

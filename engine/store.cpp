@@ -98,9 +98,12 @@ std::shared_ptr<detail::FetchState> plan_fetch(const std::shared_ptr<detail::Sto
   Status planned = engine::plan_ranges(planner_items, options, sizes, &state->layout);
   if (!planned.ok()) throw Error(planned.kind(), "plan for " + store->root + ": " + planned.message());
 
-  const uint64_t largest = state->engine->arena->largest_chunk() - Engine::Impl::kScratchBytes;
+  // Every engine thread keeps its scratch in the first chunk; an extent larger than what is left would wait for
+  // memory forever.
+  const uint64_t scratch = state->engine->workers.size() * Engine::Impl::kScratchBytes;
+  const uint64_t largest = state->engine->arena->largest_chunk() - scratch;
   for (const engine::Extent& extent : state->layout.extents) {
-    if (extent.destination || extent.length <= largest) continue;
+    if (state->in_place(extent) || extent.length <= largest) continue;
     const uint32_t i = state->layout.extent_items[extent.first_item];
     throw Error(ErrorKind::kInvalidArgument,
                 "item " + std::to_string(i) + " of '" + plan.items()[i].object + "' needs " +
