@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "engine/engine_impl.hpp"
 
@@ -174,8 +175,16 @@ struct MemoryRegistration::Impl {
   }
 };
 
-MemoryRegistration::MemoryRegistration(MemoryRegistration&&) noexcept = default;
-MemoryRegistration& MemoryRegistration::operator=(MemoryRegistration&&) noexcept = default;
+// The slot moves with the ownership: a moved-from registration reports registered() == false.
+MemoryRegistration::MemoryRegistration(MemoryRegistration&& other) noexcept
+    : impl_(std::move(other.impl_)), slot_(std::exchange(other.slot_, -1)) {}
+MemoryRegistration& MemoryRegistration::operator=(MemoryRegistration&& other) noexcept {
+  if (this != &other) {
+    impl_ = std::move(other.impl_);  // unregisters what this held
+    slot_ = std::exchange(other.slot_, -1);
+  }
+  return *this;
+}
 MemoryRegistration::~MemoryRegistration() = default;
 
 MemoryRegistration Engine::register_memory(std::span<std::byte> memory) {

@@ -85,12 +85,14 @@ namespace {
 // Makes range `index` current, consuming (and releasing) the ranges before it.
 void advance_to(detail::ReaderState& s, size_t index) {
   if (s.current_index == index) return;
-  if (index < s.batch_next) ReaderAccess::restart(s, index);  // only reached for whole-object streams
+  // Backward in a whole-object stream, or a retry of a range whose fetch failed: fetch again from there.
+  if (index < s.batch_next) ReaderAccess::restart(s, index);
   s.current.reset();  // release the previous range's memory before waiting for the next
   while (s.batch_next <= index) {
+    // Counted before next() can throw: a failed range is consumed, so the batch and batch_next stay in step.
+    const size_t range = s.batch_next++;
     std::optional<ItemView> view = s.batch.next();
-    ++s.batch_next;
-    if (s.batch_next - 1 == index) s.current = std::move(view);
+    if (range == index) s.current = std::move(view);
   }
   s.current_index = index;
 }
@@ -143,7 +145,10 @@ uint64_t Reader::seek(int64_t offset, int whence) {
   else if (whence == SEEK_END && s.whole_object) base = static_cast<int64_t>(s.object_size);
   else if (whence == SEEK_END) unsupported(s, "SEEK_END");
   else throw Error(ErrorKind::kInvalidArgument, "reader of '" + s.object + "': whence must be SEEK_SET, SEEK_CUR or SEEK_END");
-  const int64_t target = base + offset;
+  int64_t target = 0;
+  if (__builtin_add_overflow(base, offset, &target)) {
+    throw Error(ErrorKind::kInvalidArgument, "reader of '" + s.object + "': seek position overflows");
+  }
   if (target < 0) {
     throw Error(ErrorKind::kInvalidArgument,
                 "reader of '" + s.object + "': seek to negative position " + std::to_string(target));
@@ -173,14 +178,15 @@ Reader Store::reader(std::string_view object, std::vector<Range> ranges) {
       s->ranges.push_back({off, std::min(part, s->object_size - off)});
     }
   } else {
-    s->ranges = normalize(std::move(ranges));
-    for (const Range& r : s->ranges) {
-      if (r.offset + r.length < r.offset || r.offset + r.length > s->object_size) {
+    // Checked before merging: merging computes range ends, and would hide a bad range inside a good one.
+    for (const Range& r : ranges) {
+      if (r.length > UINT64_MAX - r.offset || r.offset + r.length > s->object_size) {
         throw Error(ErrorKind::kInvalidArgument,
                     "reader of '" + s->object + "': range at byte " + std::to_string(r.offset) + " of length " +
                         std::to_string(r.length) + " ends past the object's end at " + std::to_string(s->object_size));
       }
     }
+    s->ranges = normalize(std::move(ranges));
   }
   if (!s->ranges.empty()) ReaderAccess::restart(*s, 0);
   return Reader(std::move(s));

@@ -8,7 +8,8 @@
 namespace ringfetch {
 
 struct Stats {
-  uint64_t requests = 0;           // read requests put on the wire or issued to a file (retries not included)
+  uint64_t requests = 0;           // read requests put on the wire or issued to a file (retries not included);
+                                   // a request the arena could not hold at once is issued in parts, one each
   uint64_t bytes_requested = 0;    // distinct bytes the plans asked for
   uint64_t bytes_fetched = 0;      // bytes read from sources (requested + coalesced gaps + alignment padding)
   uint64_t bytes_body = 0;         // HTTP response body bytes received

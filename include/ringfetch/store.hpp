@@ -94,6 +94,7 @@ class FetchBatch {
 
    private:
     void advance() {
+      current_.reset();  // drop the previous item's memory before waiting: the next item may need it
       current_ = batch_->next();
       if (!current_) batch_ = nullptr;
     }

@@ -621,6 +621,23 @@ TEST_P(BackpressureTest, CallbackCompletesInASmallArena) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, BackpressureTest, ::testing::Values(1, 2, 3));
 
+// A range-for over a batch holds only the view of the current iteration: the previous one is released before
+// the loop waits for the next item (here each item needs most of the arena).
+TEST_F(FetchTest, RangeForReleasesEachViewBeforeWaitingForTheNext) {
+  write_pattern_file(dir_ / "big.bin", 32 * kMiB, 808);
+  Engine engine(small_engine(8 * kMiB));
+  Store store = Store::open(root(), engine);
+  Plan plan;
+  for (uint64_t i = 0; i < 4; ++i) plan.add("big.bin", i * 8 * kMiB + 5, 6 * kMiB);
+  size_t n = 0;
+  for (const ItemView& view : store.fetch(plan)) {
+    EXPECT_TRUE(bytes_match(view.bytes(), 808, view.offset()));
+    ++n;
+  }
+  EXPECT_EQ(n, 4u);
+  EXPECT_GT(engine.stats().arena_waits, 0u);
+}
+
 // The file shrinks after the fetch was planned (sizes taken) but before some of its reads: those items fail with
 // an integrity error rather than delivering short or stale data.
 TEST_F(FetchTest, FileTruncatedUnderAFetchIsAnIntegrityError) {

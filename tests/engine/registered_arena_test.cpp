@@ -101,6 +101,17 @@ TEST(RegisteredArena, AlignmentAndLengthRounding) {
   EXPECT_EQ(arena->bytes_in_use(), 0u);
 }
 
+// Alignment is of the address: the region is only page-aligned, so aligning offsets within it is not enough.
+TEST(RegisteredArena, LargeAlignmentsAreOfTheAddress) {
+  auto arena = make_arena(8 * kMiB);
+  for (uint64_t alignment : {64 * kKiB, 1 * kMiB, 2 * kMiB}) {
+    ArenaSpan span;
+    ASSERT_TRUE(arena->try_allocate(100, alignment, &span)) << alignment;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(span.data) % alignment, 0u) << alignment;
+    expect_inside_chunk(*arena, span);
+  }
+}
+
 // An arena larger than one chunk (1 GiB): spans never cross from one chunk into the next. The region is mapped
 // but never faulted in (prefault off, nothing written), so the test costs address space only.
 TEST(RegisteredArena, SpansNeverStraddleAChunk) {
