@@ -140,6 +140,9 @@ Stats Engine::stats() const {
   s.retries = c.retries.load();
   s.errors = c.errors.load();
   s.arena_waits = c.arena_waits.load();
+  s.connections_opened = c.connections_opened.load();
+  s.tls_handshakes = c.tls_handshakes.load();
+  s.tls_resumptions = c.tls_resumptions.load();
   s.backend = impl_->backend == engine::BackendKind::kIoUring ? "io_uring" : "epoll";
   s.buffers_registered = impl_->buffers_registered;
   s.fallback_reason = impl_->fallback_reason;
@@ -149,7 +152,8 @@ Stats Engine::stats() const {
 void Engine::reset_stats() {
   engine::StatsCounters& c = impl_->counters;
   for (auto* counter : {&c.requests, &c.bytes_requested, &c.bytes_fetched, &c.bytes_body, &c.bytes_copied_user,
-                        &c.items, &c.retries, &c.errors, &c.arena_waits})
+                        &c.items, &c.retries, &c.errors, &c.arena_waits,
+                        &c.connections_opened, &c.tls_handshakes, &c.tls_resumptions})
     counter->store(0);
 }
 

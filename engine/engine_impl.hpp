@@ -28,6 +28,9 @@ struct StatsCounters {
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> arena_waits{0};
+  std::atomic<uint64_t> connections_opened{0};
+  std::atomic<uint64_t> tls_handshakes{0};
+  std::atomic<uint64_t> tls_resumptions{0};
 
   void add(std::atomic<uint64_t>& counter, uint64_t value) { counter.fetch_add(value, std::memory_order_relaxed); }
 };

@@ -1,8 +1,6 @@
-// FetchState implementation. Requests are dispatched in the order of the first plan item they serve, so a caller
-// consuming items in plan order always gets memory for the item it waits on next; extent memory is allocated when
-// the first request touching it is dispatched, and dropped by the state as soon as all its items are delivered.
-// When the arena cannot hold the rest of a request, the part that has memory is issued on its own: an extent
-// spanning two requests holds its memory until both are read, so waiting with it could wait forever.
+// FetchState implementation. Arena memory is given to extents strictly in the order the caller consumes items, and
+// reads go out as the longest runs of planned requests whose extents have memory (the whole request when memory is
+// plentiful). Extent memory is dropped by the state as soon as all its items are delivered, so the views own it.
 #include "engine/fetch_state.hpp"
 
 #include <algorithm>
@@ -20,27 +18,46 @@ std::string range_text(uint64_t offset, uint64_t length) {
 }  // namespace
 
 void FetchState::start() {
-  extents.resize(layout.extents.size());
-  for (size_t e = 0; e < layout.extents.size(); ++e) {
-    extents[e].remaining = layout.extents[e].length;
-    extents[e].undelivered = layout.extents[e].item_count;
+  const size_t extent_count = layout.extents.size();
+  extents.resize(extent_count);
+  std::vector<uint32_t> extent_first_item(extent_count, UINT32_MAX);
+  for (size_t e = 0; e < extent_count; ++e) {
+    const engine::Extent& planned = layout.extents[e];
+    extents[e].remaining = planned.length;
+    extents[e].undelivered = planned.item_count;
+    for (uint32_t k = 0; k < planned.item_count; ++k)
+      extent_first_item[e] = std::min(extent_first_item[e], layout.extent_items[planned.first_item + k]);
   }
-  // Order requests by the smallest plan index among the items they serve.
-  std::vector<uint32_t> first_item(layout.requests.size(), UINT32_MAX);
+  // Memory goes to extents in the order the caller will consume them.
+  extent_order.resize(extent_count);
+  for (uint32_t e = 0; e < extent_count; ++e) extent_order[e] = e;
+  std::stable_sort(extent_order.begin(), extent_order.end(),
+                   [&](uint32_t a, uint32_t b) { return extent_first_item[a] < extent_first_item[b]; });
+  // Segments of each extent (CSR), the request of each segment, and each request's priority.
+  const size_t segment_count = layout.segments.size();
+  segment_request.resize(segment_count);
+  segment_issued.assign(segment_count, 0);
+  extent_segment_start.assign(extent_count + 1, 0);
+  request_priority.assign(layout.requests.size(), UINT32_MAX);
+  request_cursor.resize(layout.requests.size());
   for (uint32_t r = 0; r < layout.requests.size(); ++r) {
     const engine::Request& req = layout.requests[r];
+    request_cursor[r] = req.first_segment;
     for (uint32_t s = req.first_segment; s < req.first_segment + req.segment_count; ++s) {
-      const engine::Segment& seg = layout.segments[s];
-      if (seg.extent == engine::Segment::kGap) continue;
-      const engine::Extent& ext = layout.extents[seg.extent];
-      for (uint32_t k = 0; k < ext.item_count; ++k)
-        first_item[r] = std::min(first_item[r], layout.extent_items[ext.first_item + k]);
+      segment_request[s] = r;
+      const uint32_t e = layout.segments[s].extent;
+      if (e == engine::Segment::kGap) continue;
+      ++extent_segment_start[e + 1];
+      request_priority[r] = std::min(request_priority[r], extent_first_item[e]);
     }
   }
-  request_order.resize(layout.requests.size());
-  for (uint32_t r = 0; r < request_order.size(); ++r) request_order[r] = r;
-  std::stable_sort(request_order.begin(), request_order.end(),
-                   [&](uint32_t a, uint32_t b) { return first_item[a] < first_item[b]; });
+  for (size_t e = 0; e < extent_count; ++e) extent_segment_start[e + 1] += extent_segment_start[e];
+  extent_segments.resize(extent_segment_start[extent_count]);
+  std::vector<uint32_t> fill(extent_segment_start.begin(), extent_segment_start.end() - 1);
+  for (uint32_t s = 0; s < segment_count; ++s) {
+    const uint32_t e = layout.segments[s].extent;
+    if (e != engine::Segment::kGap) extent_segments[fill[e]++] = s;
+  }
   for (const ItemSlot& item : items) items_total += item.length > 0 ? 1 : 0;
   engine->counters.add(engine->counters.bytes_requested, layout.bytes_requested);
   dispatch();
@@ -81,34 +98,46 @@ bool FetchState::allocate_extent_locked(uint32_t e) {
 
 void FetchState::dispatch_locked(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out) {
   waiting_for_memory = false;
-  while (!cancelled && in_flight < max_in_flight && next_request < request_order.size()) {
-    const uint32_t r = request_order[next_request];
-    const engine::Request& req = layout.requests[r];
-    const uint32_t end = req.first_segment + req.segment_count;
-    uint32_t first = req.first_segment + issued_segments;
-    if (issued_segments > 0) {
-      while (first < end && layout.segments[first].extent == engine::Segment::kGap) ++first;  // nothing to keep
-    }
-    uint32_t ready = first;  // segments [first, ready) have memory
-    while (ready < end) {
-      const uint32_t e = layout.segments[ready].extent;
-      if (e != engine::Segment::kGap && !allocate_extent_locked(e)) break;
-      ++ready;
-    }
-    if (ready < end) {
+  if (cancelled) return;
+  // 1. Memory, strictly in consumption order: whatever holds arena memory is what the caller reaches next, so a
+  //    caller that releases views as it goes can never be starved by items it reaches later.
+  while (alloc_cursor < extent_order.size()) {
+    const uint32_t e = extent_order[alloc_cursor];
+    if (!allocate_extent_locked(e)) {
       waiting_for_memory = true;
       engine->counters.add(engine->counters.arena_waits, 1);
-      while (ready > first && layout.segments[ready - 1].extent == engine::Segment::kGap) --ready;
-      if (ready > first) {
-        issue_locked(r, first, ready, out);
-        issued_segments = ready - req.first_segment;
-      }
-      return;
+      break;
     }
-    if (first < end) issue_locked(r, first, end, out);
-    issued_segments = 0;
-    ++next_request;
+    ++alloc_cursor;
+    for (uint32_t k = extent_segment_start[e]; k < extent_segment_start[e + 1]; ++k) {
+      const uint32_t r = segment_request[extent_segments[k]];
+      pending_requests.emplace(request_priority[r], r);
+    }
   }
+  // 2. Reads: the longest runs of segments that have memory, most urgent request first. With enough memory a
+  //    run is the whole planned request; under pressure a request goes out in pieces.
+  while (in_flight < max_in_flight && !pending_requests.empty()) {
+    auto first = pending_requests.begin();
+    if (!issue_next_run_locked(first->second, out)) pending_requests.erase(first);
+  }
+}
+
+bool FetchState::issue_next_run_locked(uint32_t r, std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out) {
+  const engine::Request& req = layout.requests[r];
+  const uint32_t end = req.first_segment + req.segment_count;
+  auto is_gap = [&](uint32_t s) { return layout.segments[s].extent == engine::Segment::kGap; };
+  auto has_memory = [&](uint32_t s) { return is_gap(s) || extents[layout.segments[s].extent].allocated; };
+  uint32_t& cursor = request_cursor[r];
+  while (cursor < end && segment_issued[cursor]) ++cursor;
+  uint32_t first = cursor;
+  while (first < end && (segment_issued[first] || is_gap(first) || !has_memory(first))) ++first;
+  if (first == end) return false;
+  uint32_t last = first;
+  while (last < end && !segment_issued[last] && has_memory(last)) ++last;
+  while (is_gap(last - 1)) --last;  // a run never ends in gap bytes
+  std::fill(segment_issued.begin() + first, segment_issued.begin() + last, 1);
+  issue_locked(r, first, last, out);
+  return true;
 }
 
 void FetchState::issue_locked(uint32_t r, uint32_t first, uint32_t end,
@@ -130,12 +159,14 @@ void FetchState::issue_locked(uint32_t r, uint32_t first, uint32_t end,
     task->length += seg.length;
   }
   std::shared_ptr<FetchState> self = shared_from_this();
-  task->done = [self, first, end, length = task->length](Status status) {
-    self->on_request_done(first, end, length, status);
+  task->done = [self, first, end, length = task->length, task](Status status) {
+    self->on_request_done(first, end, length, task, status);
   };
   ++in_flight;
   engine->counters.add(engine->counters.requests, 1);
-  out->emplace_back(&engine->pick_worker(), task);
+  engine::Worker* worker = &engine->pick_worker();
+  running.emplace(task, worker);
+  out->emplace_back(worker, task);
 }
 
 void FetchState::post(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>& tasks) {
@@ -162,12 +193,14 @@ void FetchState::dispatch() {
   post(tasks);
 }
 
-void FetchState::on_request_done(uint32_t first, uint32_t end, uint64_t length, const Status& status) {
+void FetchState::on_request_done(uint32_t first, uint32_t end, uint64_t length, engine::ReadTask* task,
+                                 const Status& status) {
   std::vector<ItemView> callbacks;
   std::vector<std::pair<engine::Worker*, engine::ReadTask*>> tasks;
   {
     std::lock_guard lock(mutex);
     --in_flight;
+    running.erase(task);
     if (status.ok()) engine->counters.add(engine->counters.bytes_fetched, length);
     for (uint32_t s = first; s < end; ++s) {
       const engine::Segment& seg = layout.segments[s];
@@ -254,6 +287,20 @@ void FetchState::wait_all() {
 void FetchState::cancel() {
   std::unique_lock lock(mutex);
   cancelled = true;
+  // Ask each worker to stop its reads of this fetch: a stalled network read would otherwise hold the caller
+  // until its timeout. A read that completes first is simply gone from `running` when the request arrives.
+  engine::Source* source = store->source.get();
+  std::shared_ptr<FetchState> self = shared_from_this();
+  for (auto [task, worker] : running) {
+    worker->post([self, source, worker, task] {
+      bool still_running;
+      {
+        std::lock_guard guard(self->mutex);
+        still_running = self->running.count(task) != 0;
+      }
+      if (still_running) source->cancel_read(*worker, task);
+    });
+  }
   changed.wait(lock, [&] { return in_flight == 0 && delivering == 0; });
 }
 

@@ -7,7 +7,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/engine_impl.hpp"
@@ -57,13 +59,20 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<ExtentState> extents;
-  std::vector<uint32_t> request_order;
-  size_t next_request = 0;
-  uint32_t issued_segments = 0;  // segments of request_order[next_request] already issued (it was split)
+  std::vector<uint32_t> extent_order;          // extents by the first plan index among their items
+  size_t alloc_cursor = 0;                     // extent_order[alloc_cursor...] have no memory yet
+  std::vector<uint32_t> extent_segment_start;  // CSR: segments of extent e are extent_segments[start[e]..start[e+1])
+  std::vector<uint32_t> extent_segments;
+  std::vector<uint32_t> segment_request;
+  std::vector<uint8_t> segment_issued;
+  std::vector<uint32_t> request_priority;      // smallest plan index among a request's items
+  std::vector<uint32_t> request_cursor;        // first segment of a request that may still be unissued
+  std::set<std::pair<uint32_t, uint32_t>> pending_requests;  // (priority, request) with segments to issue
   unsigned in_flight = 0;
   unsigned delivering = 0;       // completions whose callbacks are running outside the lock
   bool waiting_for_memory = false;
   bool cancelled = false;
+  std::unordered_map<engine::ReadTask*, engine::Worker*> running;  // reads in flight and their workers
   size_t next_item = 0;       // plan-order cursor of next()
   size_t items_finished = 0;  // non-empty items complete or failed
   size_t items_total = 0;     // non-empty items
@@ -82,12 +91,14 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
 
  private:
   void dispatch_locked(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
+  bool issue_next_run_locked(uint32_t request, std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
   void issue_locked(uint32_t request, uint32_t first_segment, uint32_t end_segment,
                     std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
   bool allocate_extent_locked(uint32_t extent);
   void post(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>& tasks);
   void dispatch();
-  void on_request_done(uint32_t first_segment, uint32_t end_segment, uint64_t length, const Status& status);
+  void on_request_done(uint32_t first_segment, uint32_t end_segment, uint64_t length, engine::ReadTask* task,
+                       const Status& status);
   void finish_extent_locked(uint32_t extent, std::vector<ItemView>* callbacks);
   ItemView make_view_locked(uint32_t item);
 };

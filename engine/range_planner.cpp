@@ -184,8 +184,9 @@ uint64_t build_exact_extents(std::span<const PlannerItem> items, bool has_destin
 }
 
 // Widens every extent to aligned bounds (the end clamped at the object size when known) and merges extents
-// whose widened ranges overlap or touch, in place. An extent stays a destination only if widening left it
-// exactly the caller's item: once it grew (alignment padding) or absorbed a neighbour, its memory is no longer
+// whose widened ranges overlap (share a block), in place; widened extents that only touch stay apart, so a
+// back-to-back plan does not become one extent larger than the arena. An extent stays a destination only if
+// widening left it exactly the caller's item: once it grew (alignment padding) or absorbed a neighbour, its memory is no longer
 // the caller's span, so it is marked destination=false and the engine reads into arena memory and copies the
 // item's bytes out (a bounce copy).
 void widen_and_merge_extents(uint64_t alignment, std::span<const uint64_t> object_sizes,
@@ -201,7 +202,7 @@ void widen_and_merge_extents(uint64_t alignment, std::span<const uint64_t> objec
     extent.length = end - start;
     if (kept > 0) {
       Extent& previous = (*extents)[kept - 1];
-      if (previous.object == extent.object && extent.offset <= extent_end(previous)) {
+      if (previous.object == extent.object && extent.offset < extent_end(previous)) {
         previous.length = std::max(extent_end(previous), end) - previous.offset;
         previous.item_count += extent.item_count;
         previous.destination = false;

@@ -26,7 +26,7 @@ struct PlannerItem {
 
 // A contiguous byte range of one object that owns one piece of memory. Items that overlap share one extent;
 // items that merely touch get separate extents. With alignment > 1 the range is widened to aligned bounds
-// (clamped at the object size when known), and extents whose widened ranges overlap or touch are merged.
+// (clamped at the object size when known), and extents whose widened ranges overlap are merged.
 struct Extent {
   uint32_t object = 0;
   uint64_t offset = 0;   // object offset of the extent's first byte (aligned)

@@ -48,6 +48,7 @@ struct ReadTask {
   std::vector<ReadPiece> pieces;  // consecutive: piece k starts where k-1 ended
   // Called exactly once on the worker thread that started the read. The task may be destroyed inside it.
   std::function<void(Status)> done;
+  void* source_state = nullptr;  // the source's per-read state, for cancel_read
 };
 
 class Source {
@@ -59,8 +60,12 @@ class Source {
   virtual Status open_object(const std::string& key, bool need_size, std::shared_ptr<SourceObject>* out) = 0;
   // Starts `task` on `worker` (called on that worker's thread). The source owns any per-read state.
   virtual void start_read(Worker& worker, ReadTask* task) = 0;
-  // Cancels reads in flight (called on shutdown of a fetch); each still calls done() with kCancelled.
-  virtual void cancel_reads(Worker& worker) { (void)worker; }
+  // Asks a read in flight to end early (on `worker`'s thread, while the read is running); it still calls done(),
+  // with kCancelled or its real result. Sources whose reads always finish promptly need not override it.
+  virtual void cancel_read(Worker& worker, ReadTask* task) {
+    (void)worker;
+    (void)task;
+  }
 };
 
 }  // namespace ringfetch::engine

@@ -35,8 +35,9 @@ Status resolve_endpoint(Endpoint* endpoint) {
   return {};
 }
 
-Connection::Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls)
-    : worker_(worker), endpoint_(endpoint), tls_context_(std::move(tls)) {
+Connection::Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls,
+                       engine::StatsCounters& counters)
+    : worker_(worker), endpoint_(endpoint), counters_(counters), tls_context_(std::move(tls)) {
   for (engine::Completion* c : {&connect_op_, &send_op_, &recv_op_}) c->context = this;
   connect_op_.callback = &Connection::on_connect_done;
   send_op_.callback = &Connection::on_send_done;
@@ -66,6 +67,7 @@ void Connection::connect(ConnectionUser* user, uint64_t timeout_ns) {
   }
   const int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  counters_.add(counters_.connections_opened, 1);
   connect_op_.op = engine::Completion::Op::kConnect;
   connect_op_.fd = fd_;
   connect_op_.addr = address;
@@ -112,6 +114,8 @@ void Connection::continue_handshake() {
   }
   switch (r) {
     case TlsSession::Result::kDone:
+      counters_.add(counters_.tls_handshakes, 1);
+      if (tls_->session_reused()) counters_.add(counters_.tls_resumptions, 1);
       finish_connect({});
       return;
     case TlsSession::Result::kWantInput:

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/engine_impl.hpp"
 #include "engine/worker.hpp"
 #include "http/tls_session.hpp"
 #include "ringfetch/error.hpp"
@@ -45,7 +46,8 @@ class Connection {
  public:
   static constexpr size_t kNetworkBufferBytes = 64 << 10;  // TLS ciphertext staging
 
-  Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls);
+  Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls,
+             engine::StatsCounters& counters);
   ~Connection();  // closes the socket; no operation may be in flight
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -76,6 +78,7 @@ class Connection {
 
   engine::Worker& worker_;
   const Endpoint& endpoint_;
+  engine::StatsCounters& counters_;
   std::shared_ptr<TlsContext> tls_context_;
   std::unique_ptr<TlsSession> tls_;
   int fd_ = -1;

@@ -64,10 +64,28 @@ class Exchange final : public ConnectionUser {
       use_connection(std::move(conn));
     } else if (pool.open < client_.connections_per_worker()) {
       ++pool.open;
-      use_connection(std::make_unique<Connection>(worker_, client_.endpoint(), client_.tls_shared()));
+      use_connection(std::make_unique<Connection>(worker_, client_.endpoint(), client_.tls_shared(),
+                                                  client_.engine().counters));
     } else {
       pool.waiting.push_back(this);
     }
+  }
+
+  // Ends the exchange as soon as possible with kCancelled: cancels the operation in flight (its callback then
+  // sees cancelled_), or finishes at once when nothing is in flight.
+  void cancel() {
+    cancelled_ = true;
+    if (conn_ && conn_->in_flight()) {
+      conn_->cancel();
+      return;
+    }
+    if (timer_.in_flight) {
+      worker_.loop().cancel(&timer_);
+      return;
+    }
+    auto& waiting = client_.pool(worker_).waiting;
+    std::erase(waiting, this);
+    finish(Status(ErrorKind::kCancelled, call_->what + ": cancelled"));
   }
 
   void use_connection(std::unique_ptr<Connection> conn) {
@@ -474,6 +492,10 @@ class Exchange final : public ConnectionUser {
     const bool stale = conn_reused_ && !response_started_;
     must_close_ = true;
     release_connection();
+    if (cancelled_) {
+      finish(Status(ErrorKind::kCancelled, call_->what + ": cancelled"));
+      return;
+    }
     if (!retryable) {
       finish(status);
       return;
@@ -505,11 +527,17 @@ class Exchange final : public ConnectionUser {
   }
 
   static void on_timer(engine::Completion* c) {
-    static_cast<Exchange*>(c->context)->begin();
+    auto* self = static_cast<Exchange*>(c->context);
+    if (self->cancelled_) {
+      self->finish(Status(ErrorKind::kCancelled, self->call_->what + ": cancelled"));
+      return;
+    }
+    self->begin();
   }
 
   void finish(const Status& status) {
     call_->attempts = attempts_ + 1;
+    call_->exchange = nullptr;
     HttpCall* call = call_;
     delete this;
     call->done(status);
@@ -524,6 +552,7 @@ class Exchange final : public ConnectionUser {
   bool response_started_ = false;
   bool stale_retry_used_ = false;
   bool must_close_ = false;
+  bool cancelled_ = false;
   unsigned attempts_ = 0;
   uint64_t delivered_ = 0;       // body bytes placed in pieces: where a retried ranged GET resumes
   size_t piece_ = 0;
@@ -565,7 +594,13 @@ void HttpClient::start(engine::Worker& worker, HttpCall* call) {
       call->what += " bytes " + std::to_string(call->range->first) + "-" + std::to_string(call->range->last);
     }
   }
-  (new Exchange(*this, worker, call))->begin();
+  auto* exchange = new Exchange(*this, worker, call);
+  call->exchange = exchange;
+  exchange->begin();
+}
+
+void HttpClient::cancel(HttpCall* call) {
+  if (call->exchange != nullptr) static_cast<Exchange*>(call->exchange)->cancel();
 }
 
 Status HttpClient::execute(HttpCall& call) {

@@ -52,6 +52,8 @@ struct HttpCall {
   ResponseHead response;  // head of the final response
   std::string text;       // body of a non-piece response
   unsigned attempts = 0;
+
+  void* exchange = nullptr;  // the client's state while the call runs (worker thread only)
 };
 
 class HttpClient {
@@ -63,6 +65,8 @@ class HttpClient {
 
   // Starts `call` on `worker` (must be called on that worker's thread).
   void start(engine::Worker& worker, HttpCall* call);
+  // Cancels a running call (worker thread only): it completes soon with kCancelled. No-op once it has completed.
+  static void cancel(HttpCall* call);
   // Runs `call` to completion from a thread that is not an engine thread; returns its status.
   Status execute(HttpCall& call);
 

@@ -126,8 +126,10 @@ HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task) {
   };
   call->done = [call, task](const Status& status) {
     std::unique_ptr<HttpCall> owned(call);
+    task->source_state = nullptr;
     task->done(status);
   };
+  task->source_state = call;
   return call;
 }
 
@@ -145,6 +147,10 @@ Status ranged_get_error(const ResponseHead& head, const std::string&, const std:
 
 void HttpSource::start_read(engine::Worker& worker, engine::ReadTask* task) {
   client_->start(worker, make_ranged_get(static_cast<HttpObject*>(task->object.get()), task));
+}
+
+void HttpSource::cancel_read(engine::Worker&, engine::ReadTask* task) {
+  if (task->source_state != nullptr) HttpClient::cancel(static_cast<HttpCall*>(task->source_state));
 }
 
 namespace {

@@ -44,6 +44,7 @@ class HttpSource final : public engine::Source {
   engine::SourceDefaults defaults() const override;
   Status open_object(const std::string& key, bool need_size, std::shared_ptr<engine::SourceObject>* out) override;
   void start_read(engine::Worker& worker, engine::ReadTask* task) override;
+  void cancel_read(engine::Worker& worker, engine::ReadTask* task) override;
 
   HttpClient& client() noexcept { return *client_; }
 

@@ -52,6 +52,10 @@ class S3Source final : public engine::Source {
     service_->start(worker, call, bucket_);
   }
 
+  void cancel_read(engine::Worker&, engine::ReadTask* task) override {
+    if (task->source_state != nullptr) http::HttpClient::cancel(static_cast<http::HttpCall*>(task->source_state));
+  }
+
  private:
   std::shared_ptr<S3Service> service_;
   std::string bucket_;

@@ -33,7 +33,7 @@ CommandLine::CommandLine(std::string_view command, const std::vector<std::string
   bool options_ended = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string_view word = args[i];
-    if (options_ended || word.size() < 2 || word[0] != '-' ) {
+    if (options_ended || word.size() < 2 || word[0] != '-') {
       positional_.push_back(word);
       continue;
     }

@@ -17,6 +17,7 @@
 #include "command_line.hpp"
 #include "commands.hpp"
 #include "demo_dataset.hpp"
+#include "engine_sizing.hpp"
 #include "ringfetch/ringfetch.hpp"
 #include "timed_load.hpp"
 
@@ -42,7 +43,6 @@ constexpr uint64_t kMaxSizeMiB = uint64_t{1} << 20;  // 1 TiB; the disk gives ou
 constexpr double kPartialFraction = 0.3;
 constexpr uint64_t kMaxArenaBytes = uint64_t{256} << 20;
 constexpr uint64_t kInFlightHeadroomBytes = uint64_t{32} << 20;  // beyond the largest item, for reads in flight
-constexpr unsigned kDemoThreads = 1;
 constexpr char kObjectName[] = "__0_0.distcp";
 constexpr char kDirectoryPrefix[] = "ringfetch-demo-";
 
@@ -108,7 +108,7 @@ std::vector<size_t> all_items(const DatasetLayout& layout) {
 
 EngineOptions demo_engine_options(const DatasetLayout& layout) {
   EngineOptions options;
-  options.threads = kDemoThreads;
+  options.threads = default_engine_threads();
   const uint64_t fits_work = std::min(kMaxArenaBytes, layout.file_bytes);
   options.arena_bytes = std::max(fits_work, layout.largest_item + kInFlightHeadroomBytes);
   return options;
@@ -149,10 +149,10 @@ std::string percent_label(const char* name, uint64_t part, uint64_t whole) {
 void print_text_report(const DemoOptions& options, const DemoDirectory& directory, const DatasetLayout& layout,
                        double write_seconds, const Engine& engine, const std::vector<LoadResult>& results) {
   const Stats stats = engine.stats();
-  std::printf("dataset: %s in %zu items (%s .. %s), written in %.2f s to %s\n", human_bytes(layout.file_bytes).c_str(),
+  std::printf("dataset: %s in %zu items (%s .. %s), written and flushed in %.2f s to %s\n", human_bytes(layout.file_bytes).c_str(),
               layout.items.size(), human_bytes(kSmallestItemBytes).c_str(), human_bytes(layout.largest_item).c_str(),
               write_seconds, directory.file_path().c_str());
-  std::printf("engine: %s, %u thread(s), arena %s, registered buffers: %s%s%s\n", stats.backend.c_str(),
+  std::printf("engine: %s, threads %u, arena %s, registered buffers: %s%s%s\n", stats.backend.c_str(),
               engine.options().threads, human_bytes(engine.options().arena_bytes).c_str(),
               stats.buffers_registered ? "yes" : "no", stats.fallback_reason.empty() ? "" : " - ",
               stats.fallback_reason.c_str());

@@ -31,7 +31,8 @@ constexpr uint64_t kLargestItemBytes = uint64_t{64} << 20;
 // Deterministic layout of about `target_bytes` of file (same input, same layout).
 DatasetLayout layout_dataset(uint64_t target_bytes);
 
-// Writes the file_bytes-long pattern to `path` (created or truncated). Throws ringfetch::Error(kIo).
+// Writes the file_bytes-long pattern to `path` (created or truncated) and flushes it to the device, leaving the
+// pages cached. Throws ringfetch::Error(kIo).
 void write_dataset_file(const std::string& path, uint64_t file_bytes);
 
 // Indices of items chosen in runs of neighbours (as a partial load of some layers would pick them) until they

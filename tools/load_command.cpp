@@ -13,6 +13,7 @@
 #include "byte_units.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
+#include "engine_sizing.hpp"
 #include "plan_file.hpp"
 #include "ringfetch/ringfetch.hpp"
 #include "timed_load.hpp"
@@ -34,7 +35,7 @@ constexpr char kLoadHelp[] =
     "  --plan FILE        the plan file (required)\n"
     "  --json             print one JSON object: items, bytes_requested, bytes_fetched, bytes_copied_user,\n"
     "                     requests, seconds, gbps, cpu_seconds (process user+sys), backend\n"
-    "  --threads N        engine threads, one ring each (default 1)\n"
+    "  --threads N        engine threads, one ring each (default: hardware threads, at most 4)\n"
     "  --arena-mib N      registered memory for items in flight (default: the plan's size, at most 256 MiB,\n"
     "                     and at least the largest item)\n"
     "  --part-size BYTES  longest single request (default: the source's, 8 MiB); K, M, G suffixes allowed\n"
@@ -65,7 +66,7 @@ LoadOptions parse_load_options(const Arguments& args) {
   options.root = std::string(line.positional()[0]);
   options.plan_path = std::string(*line.value("--plan"));
   options.json = line.has("--json");
-  options.threads = static_cast<unsigned>(line.number("--threads", 1, 1, kMaxThreads));
+  options.threads = static_cast<unsigned>(line.number("--threads", default_engine_threads(), 1, kMaxThreads));
   options.arena_mib = line.number("--arena-mib", 0, 1, kMaxArenaMiB);
   options.store.part_size = line.byte_count("--part-size", StoreOptions::kSourceDefault, 1, UINT64_MAX - 1);
   options.store.max_gap = line.byte_count("--max-gap", StoreOptions::kSourceDefault, 0, UINT64_MAX - 1);

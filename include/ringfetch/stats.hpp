@@ -18,6 +18,9 @@ struct Stats {
   uint64_t retries = 0;            // requests retried after a transient failure
   uint64_t errors = 0;             // items that completed with an error
   uint64_t arena_waits = 0;        // times the scheduler waited for views to be released (backpressure)
+  uint64_t connections_opened = 0;  // TCP connections made (keep-alive reuse keeps this low)
+  uint64_t tls_handshakes = 0;      // full or resumed TLS handshakes completed
+  uint64_t tls_resumptions = 0;     // handshakes that resumed an earlier session
   std::string backend;             // "io_uring" or "epoll"
   bool buffers_registered = false;  // arena registered with the kernel (READ_FIXED in use)
   std::string fallback_reason;     // why io_uring or registration is not in use; empty when both are

@@ -201,5 +201,22 @@ TEST_F(HttpFaults, ObjectChangedMidReadIsAnError) {
   EXPECT_TRUE(log[1].header("If-Match").has_value());
 }
 
+TEST_F(HttpFaults, DroppingABatchCancelsAStalledRead) {
+  for (int i = 0; i < 4; ++i) server_.push_fault(Fault::stall());
+  StoreOptions o = options();
+  o.http.first_byte_timeout_ms = 600'000;  // the read would wait ten minutes without the cancellation
+  o.http.idle_timeout_ms = 600'000;
+  Engine engine({.threads = 1, .arena_bytes = 16 << 20});
+  Store store = Store::open(server_.endpoint(), engine, o);
+  Plan plan;
+  plan.add("object", 0, 1000);
+  {
+    FetchBatch batch = store.fetch(plan);
+    ASSERT_TRUE(server_.wait_for_requests(1, std::chrono::seconds(10)));
+  }  // must return once the read is cancelled, not after its timeout
+  EXPECT_EQ(server_.requests_received(), 1u);
+  EXPECT_EQ(engine.stats().retries, 0u);
+}
+
 }  // namespace
 }  // namespace ringfetch

@@ -1,0 +1,13 @@
+// default_engine_threads: std::thread::hardware_concurrency() may report 0 when unknown; that means one thread.
+#include "engine_sizing.hpp"
+
+#include <algorithm>
+#include <thread>
+
+namespace ringfetch::cli {
+
+unsigned default_engine_threads() {
+  return std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+}
+
+}  // namespace ringfetch::cli
