@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -134,16 +135,19 @@ void Connection::continue_handshake() {
 void Connection::flush_tls_output(Pending then) {
   send_buffer_.resize(tls_->pending_output());
   send_buffer_.resize(tls_->take_output(send_buffer_.data(), send_buffer_.size()));
+  send_tail_ = {};
   send_offset_ = 0;
   after_flush_ = then;
   submit_send();
 }
 
-void Connection::send(ConnectionUser* user, std::string_view data) {
+void Connection::send(ConnectionUser* user, std::string_view head, std::span<const std::byte> body) {
   user_ = user;
   pending_ = Pending::kSend;
   if (tls_) {
-    if (tls_->write(data.data(), data.size()) != TlsSession::Result::kDone) {
+    const bool written = tls_->write(head.data(), head.size()) == TlsSession::Result::kDone &&
+                         (body.empty() || tls_->write(body.data(), body.size()) == TlsSession::Result::kDone);
+    if (!written) {
       tls_status_ = tls_->status();
       user_->on_sent(tls_->status());
       return;
@@ -151,17 +155,25 @@ void Connection::send(ConnectionUser* user, std::string_view data) {
     flush_tls_output(Pending::kSend);
     return;
   }
-  send_buffer_.assign(data);
+  send_buffer_.assign(head);
+  send_tail_ = body;
   send_offset_ = 0;
   after_flush_ = Pending::kSend;
   submit_send();
 }
 
 void Connection::submit_send() {
+  constexpr size_t kMaxSendBytes = 1u << 30;
   send_op_.op = engine::Completion::Op::kSend;
   send_op_.fd = fd_;
-  send_op_.buf = reinterpret_cast<std::byte*>(send_buffer_.data() + send_offset_);
-  send_op_.len = static_cast<uint32_t>(send_buffer_.size() - send_offset_);
+  if (send_offset_ < send_buffer_.size()) {
+    send_op_.buf = reinterpret_cast<std::byte*>(send_buffer_.data() + send_offset_);
+    send_op_.len = static_cast<uint32_t>(send_buffer_.size() - send_offset_);
+  } else {
+    const size_t tail_offset = send_offset_ - send_buffer_.size();
+    send_op_.buf = const_cast<std::byte*>(send_tail_.data() + tail_offset);  // send only reads it
+    send_op_.len = static_cast<uint32_t>(std::min(send_tail_.size() - tail_offset, kMaxSendBytes));
+  }
   send_op_.timeout_ns = timeout_ns_;
   worker_.loop().submit(&send_op_);
 }
@@ -177,7 +189,7 @@ void Connection::on_send_done(engine::Completion* c) {
     return;
   }
   self->send_offset_ += static_cast<size_t>(c->result);
-  if (self->send_offset_ < self->send_buffer_.size()) {
+  if (self->send_offset_ < self->send_buffer_.size() + self->send_tail_.size()) {
     self->submit_send();
     return;
   }
@@ -186,6 +198,7 @@ void Connection::on_send_done(engine::Completion* c) {
     return;
   }
   self->pending_ = Pending::kNone;
+  self->send_tail_ = {};
   self->user_->on_sent({});
 }
 

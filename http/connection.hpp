@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,8 +54,9 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   void connect(ConnectionUser* user, uint64_t timeout_ns);
-  // Sends all of `data` (copied; the caller's buffer may go away).
-  void send(ConnectionUser* user, std::string_view data);
+  // Sends all of `head` (copied) and then all of `body` (borrowed: it must stay valid until on_sent; plaintext
+  // goes out straight from it, TLS encrypts it).
+  void send(ConnectionUser* user, std::string_view head, std::span<const std::byte> body = {});
   void receive(ConnectionUser* user, std::byte* dest, uint32_t length, int32_t buf_index, uint64_t timeout_ns);
   // Cancels an operation in flight; its callback still runs (with -ECANCELED or a failure status).
   void cancel();
@@ -92,7 +94,8 @@ class Connection {
   engine::Completion send_op_;
   engine::Completion recv_op_;
   std::string send_buffer_;
-  size_t send_offset_ = 0;
+  std::span<const std::byte> send_tail_;  // borrowed body, sent after send_buffer_
+  size_t send_offset_ = 0;                // into send_buffer_ then send_tail_
   std::vector<std::byte> network_buffer_;
   std::byte* dest_ = nullptr;
   uint32_t dest_length_ = 0;

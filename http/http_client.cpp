@@ -173,12 +173,8 @@ class Exchange final : public ConnectionUser {
       finish(written);
       return;
     }
-    // The body goes out with the head; it is copied into the send buffer (bounded by the caller's body size).
-    if (!call_->body.empty()) {
-      wire.append(reinterpret_cast<const char*>(call_->body.data()), call_->body.size());
-      client_.engine().counters.add(client_.engine().counters.bytes_copied_user, call_->body.size());
-    }
-    conn_->send(this, wire);
+    // The body is sent from the caller's memory (no copy on plain HTTP).
+    conn_->send(this, wire, call_->body);
   }
 
   void receive_head() {
