@@ -197,6 +197,7 @@ void FetchState::on_request_done(uint32_t first, uint32_t end, uint64_t length, 
                                  const Status& status) {
   std::vector<ItemView> callbacks;
   std::vector<std::pair<engine::Worker*, engine::ReadTask*>> tasks;
+  bool wake;
   {
     std::lock_guard lock(mutex);
     --in_flight;
@@ -212,8 +213,9 @@ void FetchState::on_request_done(uint32_t first, uint32_t end, uint64_t length, 
     }
     dispatch_locked(&tasks);
     if (!callbacks.empty()) ++delivering;
+    wake = waiter_may_proceed_locked();
   }
-  changed.notify_all();
+  if (wake) changed.notify_all();
   post(tasks);
   if (callbacks.empty()) return;
   // wait() and cancel() must not return while callbacks run: the caller may free what they use.
@@ -222,8 +224,16 @@ void FetchState::on_request_done(uint32_t first, uint32_t end, uint64_t length, 
   {
     std::lock_guard lock(mutex);
     --delivering;
+    wake = waiter_may_proceed_locked();
   }
-  changed.notify_all();
+  if (wake) changed.notify_all();
+}
+
+// Waking the caller costs a context switch per request; only do it when what it waits for may have happened.
+bool FetchState::waiter_may_proceed_locked() const {
+  if (cancelled && in_flight == 0) return true;
+  if (items_finished == items_total) return true;
+  return awaited_item != SIZE_MAX && items[awaited_item].ready;
 }
 
 void FetchState::finish_extent_locked(uint32_t e, std::vector<ItemView>* callbacks) {
@@ -275,7 +285,9 @@ std::optional<ItemView> FetchState::next_view() {
   while (next_item < items.size() && items[next_item].length == 0) ++next_item;
   if (next_item >= items.size()) return std::nullopt;
   const size_t i = next_item++;
+  awaited_item = i;
   changed.wait(lock, [&] { return items[i].ready; });
+  awaited_item = SIZE_MAX;
   return make_view_locked(static_cast<uint32_t>(i));
 }
 

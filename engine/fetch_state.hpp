@@ -74,6 +74,7 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   bool cancelled = false;
   std::unordered_map<engine::ReadTask*, engine::Worker*> running;  // reads in flight and their workers
   size_t next_item = 0;       // plan-order cursor of next()
+  size_t awaited_item = SIZE_MAX;  // the item next() is blocked on, if any
   size_t items_finished = 0;  // non-empty items complete or failed
   size_t items_total = 0;     // non-empty items
 
@@ -91,6 +92,7 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
 
  private:
   void dispatch_locked(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
+  bool waiter_may_proceed_locked() const;
   bool issue_next_run_locked(uint32_t request, std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);
   void issue_locked(uint32_t request, uint32_t first_segment, uint32_t end_segment,
                     std::vector<std::pair<engine::Worker*, engine::ReadTask*>>* out);

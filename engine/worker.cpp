@@ -41,7 +41,8 @@ void Worker::post(std::function<void()> task) {
     std::lock_guard lock(mutex_);
     tasks_.push_back(std::move(task));
   }
-  loop_->wake();
+  // A post from the worker itself needs no wake-up: its loop runs queued tasks before it waits again.
+  if (!on_worker_thread()) loop_->wake();
 }
 
 void Worker::call(const std::function<void()>& task) {

@@ -46,6 +46,7 @@ class ConnectionUser {
 class Connection {
  public:
   static constexpr size_t kNetworkBufferBytes = 64 << 10;  // TLS ciphertext staging
+  static constexpr size_t kHeadBufferBytes = 16 << 10;     // response heads and small bodies land here
 
   Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls,
              engine::StatsCounters& counters);
@@ -62,6 +63,8 @@ class Connection {
   void cancel();
 
   bool in_flight() const noexcept;
+  // Memory for response heads (and error documents), owned by the connection so exchanges allocate nothing.
+  std::byte* head_buffer() noexcept { return head_buffer_.get(); }
   bool connected() const noexcept { return connected_; }
   uint64_t exchanges = 0;  // responses completed on this connection
   const Status& tls_status() const noexcept { return tls_status_; }
@@ -97,6 +100,7 @@ class Connection {
   std::span<const std::byte> send_tail_;  // borrowed body, sent after send_buffer_
   size_t send_offset_ = 0;                // into send_buffer_ then send_tail_
   std::vector<std::byte> network_buffer_;
+  std::unique_ptr<std::byte[]> head_buffer_ = std::make_unique_for_overwrite<std::byte[]>(kHeadBufferBytes);
   std::byte* dest_ = nullptr;
   uint32_t dest_length_ = 0;
   Status tls_status_;

@@ -23,16 +23,23 @@ struct HttpClient::Pool {
 
 namespace {
 
-constexpr size_t kHeadBufferBytes = 16 << 10;
 // Head reads of a ranged GET ask for this much at a time: whatever body arrives with the head has to be copied,
 // so a small read bounds that copy (typical response heads are 200-800 bytes).
 constexpr uint32_t kHeadProbeBytes = 1024;
+// Bodies up to this size are read together with the head and copied into place (one receive instead of two).
+constexpr uint64_t kSmallBodyBytes = 8 << 10;
 constexpr uint64_t kMaxSkipBytes = 1ull << 30;     // 200 instead of 206: most we read and drop to reach a range
 constexpr uint32_t kMaxReceiveBytes = 1u << 30;    // one receive op
 constexpr size_t kErrorSnippetBytes = 300;
 constexpr uint64_t kNsPerMs = 1'000'000;
 
 std::string errno_text(int32_t result) { return strerror(result < 0 ? -result : result); }
+
+// Backoff jitter. Seeded once per thread: std::random_device can cost tens of microseconds per call in a VM.
+std::minstd_rand& jitter() {
+  thread_local std::minstd_rand generator(std::random_device{}());
+  return generator;
+}
 
 }  // namespace
 
@@ -48,8 +55,7 @@ bool is_retryable_http_status(int status) { return status == 429 || (status >= 5
 class Exchange final : public ConnectionUser {
  public:
   Exchange(HttpClient& client, engine::Worker& worker, HttpCall* call)
-      : client_(client), worker_(worker), call_(call), jitter_(std::random_device{}()) {
-    head_buffer_.resize(kHeadBufferBytes);
+      : client_(client), worker_(worker), call_(call) {
     timer_.op = engine::Completion::Op::kTimeout;
     timer_.callback = &Exchange::on_timer;
     timer_.context = this;
@@ -147,6 +153,8 @@ class Exchange final : public ConnectionUser {
   enum class State { kAcquire, kConnecting, kSending, kHead, kBody, kText, kBackoff };
 
   bool into_pieces() const { return !call_->pieces.empty(); }
+  // Body bytes the next response should carry (for a ranged GET).
+  uint64_t body_remaining_hint() const { return call_->range ? range_length() - delivered_ : 0; }
   uint64_t range_length() const { return call_->range->last - call_->range->first + 1; }
 
   void send_request() {
@@ -179,8 +187,13 @@ class Exchange final : public ConnectionUser {
 
   void receive_head() {
     const uint64_t timeout = client_.options().first_byte_timeout_ms * kNsPerMs;
-    const auto length = into_pieces() ? kHeadProbeBytes : static_cast<uint32_t>(head_buffer_.size());
-    conn_->receive(this, head_buffer_.data(), length, -1, timeout);
+    uint32_t length = static_cast<uint32_t>(Connection::kHeadBufferBytes);
+    if (into_pieces()) {
+      // A small body is worth one copy to save a receive; a large one must not be copied.
+      const uint64_t body = body_remaining_hint();
+      length = kHeadProbeBytes + static_cast<uint32_t>(body <= kSmallBodyBytes ? body : 0);
+    }
+    conn_->receive(this, conn_->head_buffer(), length, -1, timeout);
   }
 
   void on_head_bytes(size_t n) {
@@ -191,7 +204,7 @@ class Exchange final : public ConnectionUser {
       return;
     }
     response_started_ = true;
-    const auto bytes = std::span<const char>(reinterpret_cast<const char*>(head_buffer_.data()), n);
+    const auto bytes = std::span<const char>(reinterpret_cast<const char*>(conn_->head_buffer()), n);
     const ResponseHeadParser::Result r = parser_.feed(bytes);
     if (r.progress == ResponseHeadParser::Progress::kError) {
       fail_attempt(Status(parser_.status().kind(), "bad response from " + client_.endpoint().host_header + ": " +
@@ -203,7 +216,7 @@ class Exchange final : public ConnectionUser {
       receive_head();
       return;
     }
-    on_head(std::span<const std::byte>(head_buffer_.data() + r.consumed, n - r.consumed));
+    on_head(std::span<const std::byte>(conn_->head_buffer() + r.consumed, n - r.consumed));
   }
 
   void on_head(std::span<const std::byte> leftover) {
@@ -417,7 +430,7 @@ class Exchange final : public ConnectionUser {
       finish_text();
       return;
     }
-    conn_->receive(this, head_buffer_.data(), static_cast<uint32_t>(head_buffer_.size()), -1,
+    conn_->receive(this, conn_->head_buffer(), static_cast<uint32_t>(Connection::kHeadBufferBytes), -1,
                    client_.options().idle_timeout_ms * kNsPerMs);
   }
 
@@ -430,7 +443,7 @@ class Exchange final : public ConnectionUser {
       fail_attempt(Status(ErrorKind::kIntegrity, "truncated body: connection closed inside the response body"), true);
       return;
     }
-    if (!consume_text(std::span<const char>(reinterpret_cast<const char*>(head_buffer_.data()), n))) return;
+    if (!consume_text(std::span<const char>(reinterpret_cast<const char*>(conn_->head_buffer()), n))) return;
     continue_text();
   }
 
@@ -516,7 +529,7 @@ class Exchange final : public ConnectionUser {
     client_.engine().counters.add(client_.engine().counters.retries, 1);
     const uint64_t cap = std::min<uint64_t>(client_.options().backoff_max_ms,
                                             uint64_t{client_.options().backoff_base_ms} << std::min(attempts_, 20u));
-    const uint64_t delay_ms = cap == 0 ? 0 : std::uniform_int_distribution<uint64_t>(0, cap)(jitter_);
+    const uint64_t delay_ms = cap == 0 ? 0 : std::uniform_int_distribution<uint64_t>(0, cap)(jitter());
     state_ = State::kBackoff;
     timer_.timeout_ns = std::max<uint64_t>(delay_ms * kNsPerMs, 1);
     worker_.loop().submit(&timer_);
@@ -559,9 +572,7 @@ class Exchange final : public ConnectionUser {
   uint64_t text_remaining_ = 0;
   ChunkedDecoder decoder_;
   ResponseHeadParser parser_;
-  std::vector<std::byte> head_buffer_;
   engine::Completion timer_;
-  std::minstd_rand jitter_;
 };
 
 HttpClient::HttpClient(Engine::Impl& engine, Endpoint endpoint, HttpOptions options, std::shared_ptr<TlsContext> tls)

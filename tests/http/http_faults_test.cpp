@@ -30,6 +30,7 @@ class HttpFaults : public ::testing::Test {
  protected:
   HttpFaults() : server_(testing::make_pattern(kObjectBytes, kSeed)) {}
 
+
   StoreOptions options() const {
     StoreOptions o;
     o.http.connections = 1;
@@ -75,9 +76,12 @@ class HttpFaults : public ::testing::Test {
     return Error(ErrorKind::kInvalidArgument, "");
   }
 
+  size_t fds_before_ = open_fds();  // before the server: its own descriptors are gone once it stops
   FaultServer server_;
-  size_t fds_before_ = open_fds();
-  void TearDown() override { EXPECT_EQ(open_fds(), fds_before_); }
+  void TearDown() override {
+    server_.stop();
+    EXPECT_EQ(open_fds(), fds_before_);
+  }
 };
 
 TEST_F(HttpFaults, ResetMidBodyResumesFromTheByteReached) {
