@@ -43,6 +43,13 @@ std::minstd_rand& jitter() {
 
 }  // namespace
 
+std::string HttpCall::describe() const {
+  if (!what.empty()) return what;
+  std::string text = display.empty() ? method + " " + path + (query.empty() ? "" : "?" + query) : display;
+  if (range) text += " bytes " + std::to_string(range->first) + "-" + std::to_string(range->last);
+  return text;
+}
+
 Status status_error(const ResponseHead& head, const std::string& body, const std::string& what) {
   std::string message = what + ": HTTP " + std::to_string(head.status);
   if (!head.reason().empty()) message += " " + std::string(head.reason());
@@ -91,7 +98,7 @@ class Exchange final : public ConnectionUser {
     }
     auto& waiting = client_.pool(worker_).waiting;
     std::erase(waiting, this);
-    finish(Status(ErrorKind::kCancelled, call_->what + ": cancelled"));
+    finish(Status(ErrorKind::kCancelled, what() + ": cancelled"));
   }
 
   void use_connection(std::unique_ptr<Connection> conn) {
@@ -151,6 +158,17 @@ class Exchange final : public ConnectionUser {
 
  private:
   enum class State { kAcquire, kConnecting, kSending, kHead, kBody, kText, kBackoff };
+
+  // The call's description for messages, built on first use only (most calls never need it).
+  const std::string& what() {
+    if (call_->what.empty()) {
+      if (call_->display.empty()) {
+        call_->display = call_->method + " " + client_.url_for(call_->path) + (call_->query.empty() ? "" : "?" + call_->query);
+      }
+      call_->what = call_->describe();
+    }
+    return call_->what;
+  }
 
   bool into_pieces() const { return !call_->pieces.empty(); }
   // Body bytes the next response should carry (for a ranged GET).
@@ -245,7 +263,7 @@ class Exchange final : public ConnectionUser {
     }
     if (success && into_pieces()) {
       must_close_ = true;
-      fail_attempt(Status(ErrorKind::kIntegrity, call_->what + ": expected 206 or 200 with the body, got HTTP " +
+      fail_attempt(Status(ErrorKind::kIntegrity, what() + ": expected 206 or 200 with the body, got HTTP " +
                                                      std::to_string(head.status)),
                    false);
       return;
@@ -262,7 +280,7 @@ class Exchange final : public ConnectionUser {
           (head.content_length && *head.content_length != last - first + 1)) {
         std::string got = cr ? "Content-Range bytes " + std::to_string(cr->first) + "-" + std::to_string(cr->last)
                              : "no Content-Range";
-        return Status(ErrorKind::kIntegrity, call_->what + ": server answered 206 with " + got + " to a request for bytes " +
+        return Status(ErrorKind::kIntegrity, what() + ": server answered 206 with " + got + " to a request for bytes " +
                                                  std::to_string(first) + "-" + std::to_string(last));
       }
       skip_remaining_ = 0;
@@ -271,15 +289,15 @@ class Exchange final : public ConnectionUser {
     }
     // 200: the server ignored Range and sends the whole object; read and drop what precedes the range.
     if (!head.content_length) {
-      return Status(ErrorKind::kUnsupported, call_->what + ": server ignored the Range header and sent a body of "
+      return Status(ErrorKind::kUnsupported, what() + ": server ignored the Range header and sent a body of "
                                                           "unknown length; refusing an unbounded read");
     }
     if (*head.content_length <= last) {
-      return Status(ErrorKind::kIntegrity, call_->what + ": object is " + std::to_string(*head.content_length) +
+      return Status(ErrorKind::kIntegrity, what() + ": object is " + std::to_string(*head.content_length) +
                                                " bytes, shorter than the requested range");
     }
     if (first > kMaxSkipBytes) {
-      return Status(ErrorKind::kUnsupported, call_->what + ": server ignored the Range header; reaching byte " +
+      return Status(ErrorKind::kUnsupported, what() + ": server ignored the Range header; reaching byte " +
                                                  std::to_string(first) + " would read and drop more than " +
                                                  std::to_string(kMaxSkipBytes) + " bytes");
     }
@@ -385,7 +403,7 @@ class Exchange final : public ConnectionUser {
       text_remaining_ = *head.content_length;
       if (text_remaining_ > call_->text_limit) {
         must_close_ = true;
-        fail_attempt(Status(ErrorKind::kUnsupported, call_->what + ": HTTP " + std::to_string(head.status) +
+        fail_attempt(Status(ErrorKind::kUnsupported, what() + ": HTTP " + std::to_string(head.status) +
                                                          " response body of " + std::to_string(text_remaining_) +
                                                          " bytes exceeds the limit of " +
                                                          std::to_string(call_->text_limit)),
@@ -417,7 +435,7 @@ class Exchange final : public ConnectionUser {
     }
     if (call_->text.size() > call_->text_limit) {
       must_close_ = true;
-      fail_attempt(Status(ErrorKind::kUnsupported, call_->what + ": response body exceeds the limit of " +
+      fail_attempt(Status(ErrorKind::kUnsupported, what() + ": response body exceeds the limit of " +
                                                        std::to_string(call_->text_limit) + " bytes"),
                    false);
       return false;
@@ -455,8 +473,8 @@ class Exchange final : public ConnectionUser {
     }
     const bool retry = call_->retryable_status ? call_->retryable_status(head, call_->text)
                                                : is_retryable_http_status(head.status);
-    Status error = call_->error_for_status ? call_->error_for_status(head, call_->text, call_->what)
-                                           : status_error(head, call_->text, call_->what);
+    Status error = call_->error_for_status ? call_->error_for_status(head, call_->text, what())
+                                           : status_error(head, call_->text, what());
     release_connection();
     if (retry) {
       retry_or_fail(error);
@@ -467,7 +485,7 @@ class Exchange final : public ConnectionUser {
   }
 
   void complete_response(const Status& status) {
-    call_->response = parser_.head();
+    if (call_->keep_response) call_->response = parser_.head();
     conn_->exchanges++;
     release_connection();
     finish(status);
@@ -502,7 +520,7 @@ class Exchange final : public ConnectionUser {
     must_close_ = true;
     release_connection();
     if (cancelled_) {
-      finish(Status(ErrorKind::kCancelled, call_->what + ": cancelled"));
+      finish(Status(ErrorKind::kCancelled, what() + ": cancelled"));
       return;
     }
     if (!retryable) {
@@ -521,7 +539,7 @@ class Exchange final : public ConnectionUser {
   void retry_or_fail(const Status& status) {
     ++attempts_;
     if (attempts_ >= client_.options().max_attempts) {
-      finish(Status(status.kind(), call_->what + " failed after " + std::to_string(attempts_) +
+      finish(Status(status.kind(), what() + " failed after " + std::to_string(attempts_) +
                                        (attempts_ == 1 ? " attempt: " : " attempts: ") + status.message(),
                     status.http_status(), status.s3_code()));
       return;
@@ -538,7 +556,7 @@ class Exchange final : public ConnectionUser {
   static void on_timer(engine::Completion* c) {
     auto* self = static_cast<Exchange*>(c->context);
     if (self->cancelled_) {
-      self->finish(Status(ErrorKind::kCancelled, self->call_->what + ": cancelled"));
+      self->finish(Status(ErrorKind::kCancelled, self->what() + ": cancelled"));
       return;
     }
     self->begin();
@@ -595,12 +613,6 @@ std::string HttpClient::url_for(const std::string& path) const {
 }
 
 void HttpClient::start(engine::Worker& worker, HttpCall* call) {
-  if (call->what.empty()) {
-    call->what = call->method + " " + url_for(call->path) + (call->query.empty() ? "" : "?" + call->query);
-    if (call->range) {
-      call->what += " bytes " + std::to_string(call->range->first) + "-" + std::to_string(call->range->last);
-    }
-  }
   auto* exchange = new Exchange(*this, worker, call);
   call->exchange = exchange;
   exchange->begin();

@@ -47,13 +47,20 @@ struct HttpCall {
   // Completion: called once, on the worker thread. The call may be destroyed inside it.
   std::function<void(const Status&)> done;
 
+  // How messages name the call ("GET s3://bucket/key"); default: method and URL. The range is appended.
+  std::string display;
+
   // Results
-  std::string what;      // "GET http://host/path bytes a-b", for messages (filled by the client if empty)
+  std::string what;      // the full description, built only when a message needs it (see describe())
   ResponseHead response;  // head of the final response
   std::string text;       // body of a non-piece response
   unsigned attempts = 0;
 
   void* exchange = nullptr;  // the client's state while the call runs (worker thread only)
+  bool keep_response = true;  // copy the final head into `response` (ranged GETs into pieces do not need it)
+
+  // "GET http://host/path bytes a-b": `what` when built, else from display (or method and path) and the range.
+  std::string describe() const;
 };
 
 class HttpClient {

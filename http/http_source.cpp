@@ -106,6 +106,7 @@ HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task) {
   call->path = object->path;
   call->range = ByteRange{task->offset, task->offset + task->length - 1};
   call->pieces = task->pieces;
+  call->keep_response = false;
   const std::string pinned = object->pinned_etag();
   if (strong_etag(pinned)) call->fields.push_back({"If-Match", pinned});
   call->check_head = [object](const ResponseHead& head) -> Status {

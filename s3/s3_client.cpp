@@ -18,15 +18,15 @@ void check(const Status& status) { status.check(); }
 XmlDocument parse_answer(const http::HttpCall& call, const char* expected_root) {
   XmlDocument doc;
   Status parsed = XmlDocument::parse(call.text, &doc);
-  if (!parsed.ok()) throw Error(ErrorKind::kIntegrity, call.what + ": " + parsed.message());
+  if (!parsed.ok()) throw Error(ErrorKind::kIntegrity, call.describe() + ": " + parsed.message());
   if (doc.root()->name == "Error") {
     // S3 may answer 200 and still report an error in the body (CompleteMultipartUpload does).
     http::ResponseHead head = call.response;
     head.status = 500;
-    throw s3_error(head, call.text, call.what).to_error();
+    throw s3_error(head, call.text, call.describe()).to_error();
   }
   if (doc.root()->name != expected_root) {
-    throw Error(ErrorKind::kIntegrity, call.what + ": expected <" + expected_root + ">, got <" + doc.root()->name + ">");
+    throw Error(ErrorKind::kIntegrity, call.describe() + ": expected <" + expected_root + ">, got <" + doc.root()->name + ">");
   }
   return doc;
 }
@@ -101,7 +101,7 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
   service_->prepare(create, bucket, key, {{"uploads", ""}});
   check(service_->execute(create, bucket));
   const std::string upload_id = parse_answer(create, "InitiateMultipartUploadResult").root()->child_text("UploadId");
-  if (upload_id.empty()) throw Error(ErrorKind::kIntegrity, create.what + ": no UploadId in the answer");
+  if (upload_id.empty()) throw Error(ErrorKind::kIntegrity, create.describe() + ": no UploadId in the answer");
 
   try {
     std::vector<std::unique_ptr<http::HttpCall>> calls;
@@ -165,7 +165,7 @@ ListPage S3Client::list_page(std::string_view bucket, std::string_view prefix, s
   page.truncated = doc.root()->child_text("IsTruncated") == "true";
   page.next_continuation_token = doc.root()->child_text("NextContinuationToken");
   if (page.truncated && page.next_continuation_token.empty()) {
-    throw Error(ErrorKind::kIntegrity, call.what + ": truncated listing without a continuation token");
+    throw Error(ErrorKind::kIntegrity, call.describe() + ": truncated listing without a continuation token");
   }
   return page;
 }
@@ -203,7 +203,7 @@ void S3Client::remove_many(std::string_view bucket, const std::vector<std::strin
     XmlDocument doc = parse_answer(call, "DeleteResult");
     std::vector<const XmlElement*> failed = doc.root()->children_named("Error");
     if (!failed.empty()) {
-      throw Error(ErrorKind::kS3, call.what + ": could not delete '" + failed.front()->child_text("Key") +
+      throw Error(ErrorKind::kS3, call.describe() + ": could not delete '" + failed.front()->child_text("Key") +
                                       "': " + failed.front()->child_text("Code") + " " +
                                       failed.front()->child_text("Message") + " (and " +
                                       std::to_string(failed.size() - 1) + " more)",

@@ -1,7 +1,10 @@
 // S3Service implementation: configuration, endpoint choice (round-robin / random / least-outstanding, rank
-// pinning, cool-down of failing endpoints), SigV4 on every attempt, and S3 error documents as statuses.
+// pinning, cool-down of failing endpoints, fail-over of a call to another endpoint), SigV4 on every attempt, and S3
+// error documents as statuses.
 #include "s3/s3_service.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <future>
 
 #include "engine/url.hpp"
@@ -140,12 +143,12 @@ S3Service::S3Service(Engine::Impl& engine, S3Options options, HttpOptions http)
 
 S3Service::~S3Service() = default;
 
-http::HttpClient& S3Service::client_for(size_t index, const std::string& bucket, Status* status) {
+http::HttpClient* S3Service::client_for(size_t index, const std::string& bucket, Status* status) {
   EndpointState& e = *endpoints_[index];
   const std::string key = e.path_style ? std::string() : bucket;
   std::lock_guard lock(e.mutex);
   auto it = e.clients.find(key);
-  if (it != e.clients.end()) return *it->second;
+  if (it != e.clients.end()) return it->second.get();
   http::Endpoint endpoint;
   endpoint.host = e.path_style ? e.url.host : bucket + "." + e.url.host;
   endpoint.port = e.url.port;
@@ -155,8 +158,10 @@ http::HttpClient& S3Service::client_for(size_t index, const std::string& bucket,
   host_url.host = endpoint.host;
   endpoint.host_header = host_url.host_header();
   *status = http::resolve_endpoint(&endpoint);
+  // A client with no addresses must not be cached: every later call would connect to nothing.
+  if (!status->ok()) return nullptr;
   auto client = std::make_unique<http::HttpClient>(engine_, std::move(endpoint), http_, e.tls);
-  http::HttpClient& ref = *client;
+  http::HttpClient* ref = client.get();
   e.clients.emplace(key, std::move(client));
   return ref;
 }
@@ -174,8 +179,8 @@ void S3Service::prepare(http::HttpCall& call, const std::string& bucket, const s
   const size_t question = target.find('?');
   call.path = target.substr(0, question);
   call.query = question == std::string::npos ? std::string() : target.substr(question + 1);
-  call.what = call.method + " s3://" + bucket + "/" + key;
-  if (!query.empty()) call.what += "?" + call.query;
+  call.display = call.method + " s3://" + bucket + "/" + key;
+  if (!query.empty()) call.display += "?" + call.query;
   const SigV4Signer* signer = signer_.get();
   call.decorate = [signer, raw_path, query = std::move(query), payload = std::move(payload_sha256)](
                       http::RequestHead& head) -> Status {
@@ -195,15 +200,17 @@ void S3Service::prepare(http::HttpCall& call, const std::string& bucket, const s
   call.retryable_status = &s3_retryable;
 }
 
-size_t S3Service::pick_endpoint() {
+size_t S3Service::pick_endpoint(const std::vector<size_t>& tried) {
   const size_t n = endpoints_.size();
   if (n == 1) return 0;
   const uint64_t now = engine::monotonic_ns();
-  std::vector<size_t> up;
+  std::vector<size_t> candidates;
   for (size_t i = 0; i < n; ++i)
+    if (std::find(tried.begin(), tried.end(), i) == tried.end()) candidates.push_back(i);
+  std::vector<size_t> up;
+  for (size_t i : candidates)
     if (endpoints_[i]->down_until_ns.load() <= now) up.push_back(i);
-  if (up.empty())
-    for (size_t i = 0; i < n; ++i) up.push_back(i);
+  if (up.empty()) up = candidates;  // all cooling down: try them anyway rather than fail
   if (rank_ >= 0) {
     const size_t pinned = static_cast<size_t>(rank_) % n;
     if (std::find(up.begin(), up.end(), pinned) != up.end()) return pinned;
@@ -216,33 +223,71 @@ size_t S3Service::pick_endpoint() {
       return up[std::uniform_int_distribution<size_t>(0, up.size() - 1)(random_)];
     }
     case EndpointPolicy::kLeastOutstanding: {
-      size_t best = up.front();
-      for (size_t i : up)
+      // Ties go round (as in nginx's least_conn); scanning from the front would send all light traffic to one.
+      const size_t first = next_.fetch_add(1);
+      size_t best = up[first % up.size()];
+      for (size_t k = 1; k < up.size(); ++k) {
+        const size_t i = up[(first + k) % up.size()];
         if (endpoints_[i]->outstanding.load() < endpoints_[best]->outstanding.load()) best = i;
+      }
       return best;
     }
   }
   return up.front();
 }
 
+// One call on its way through the endpoints: the caller's completion, where it runs now, where it has failed.
+struct S3Service::Route {
+  std::function<void(const Status&)> done;
+  std::string bucket;
+  size_t endpoint = 0;
+  std::vector<size_t> tried;
+};
+
 void S3Service::start(engine::Worker& worker, http::HttpCall* call, const std::string& bucket) {
-  const size_t index = pick_endpoint();
+  auto route = std::make_shared<Route>();
+  route->done = std::move(call->done);
+  route->bucket = bucket;
+  // Installed once for the whole route, so a fail-over never replaces the function that is running.
+  call->done = [this, &worker, call, route](const Status& status) { on_endpoint_done(worker, call, route, status); };
+  dispatch(worker, call, *route);
+}
+
+void S3Service::dispatch(engine::Worker& worker, http::HttpCall* call, Route& route) {
+  route.endpoint = pick_endpoint(route.tried);
+  EndpointState& e = *endpoints_[route.endpoint];
+  e.outstanding.fetch_add(1);
+  e.started.fetch_add(1);
   Status status;
-  http::HttpClient& client = client_for(index, bucket, &status);
-  if (!status.ok()) {
+  http::HttpClient* client = client_for(route.endpoint, route.bucket, &status);
+  if (client == nullptr) {
     call->done(status);
     return;
   }
-  EndpointState* e = endpoints_[index].get();
-  e->outstanding.fetch_add(1);
-  e->started.fetch_add(1);
-  const uint64_t cooldown = uint64_t{options_.endpoint_cooldown_ms} * kNsPerMs;
-  call->done = [e, cooldown, done = std::move(call->done)](const Status& s) {
-    e->outstanding.fetch_sub(1);
-    if (!s.ok() && network_failure(s)) e->down_until_ns.store(engine::monotonic_ns() + cooldown);
-    done(s);
-  };
-  client.start(worker, call);
+  client->start(worker, call);
+}
+
+void S3Service::on_endpoint_done(engine::Worker& worker, http::HttpCall* call, const std::shared_ptr<Route>& route,
+                                 const Status& status) {
+  EndpointState& e = *endpoints_[route->endpoint];
+  e.outstanding.fetch_sub(1);
+  if (!status.ok() && network_failure(status)) {
+    e.down_until_ns.store(engine::monotonic_ns() + uint64_t{options_.endpoint_cooldown_ms} * kNsPerMs);
+    route->tried.push_back(route->endpoint);
+    if (route->tried.size() < endpoints_.size()) {
+      dispatch(worker, call, *route);  // a fresh exchange; a ranged GET starts its range again
+      return;
+    }
+  }
+  // The caller's completion may destroy the call, and with it this route: run it from here.
+  std::function<void(const Status&)> done = std::move(route->done);
+  if (!status.ok() && route->tried.size() > 1) {
+    done(Status(status.kind(),
+                status.message() + " (every endpoint failed: " + std::to_string(route->tried.size()) + " tried)",
+                status.http_status(), status.s3_code()));
+    return;
+  }
+  done(status);
 }
 
 Status S3Service::execute(http::HttpCall& call, const std::string& bucket) {

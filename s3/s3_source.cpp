@@ -45,7 +45,6 @@ class S3Source final : public engine::Source {
     auto* object = static_cast<http::HttpObject*>(task->object.get());
     http::HttpCall* call = http::make_ranged_get(object, task);
     service_->prepare(*call, bucket_, object->key, {});
-    call->what += " bytes " + std::to_string(call->range->first) + "-" + std::to_string(call->range->last);
     call->error_for_status = [](const http::ResponseHead& head, const std::string& body, const std::string& what) {
       return http::ranged_get_error(head, body, what, s3_error(head, body, what));
     };
