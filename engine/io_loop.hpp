@@ -49,6 +49,9 @@ struct Completion {
   uint64_t deadline_ns = 0;
   bool in_flight = false;
   bool cancel_requested = false;
+  bool timed_out = false;
+  Completion* timed_prev = nullptr;  // io_uring backend: list of ops with a deadline
+  Completion* timed_next = nullptr;
 };
 
 enum class BackendKind { kIoUring, kEpoll };

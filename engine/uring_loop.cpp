@@ -1,6 +1,8 @@
 // The io_uring backend of IoLoop: one ring per engine thread, set up with SINGLE_ISSUER/DEFER_TASKRUN where the
-// kernel has them (found by probing, never by version strings). Op timeouts are linked LINK_TIMEOUT SQEs;
-// cross-thread wake-ups are an eventfd read kept armed on the ring, so an idle loop sleeps in the kernel.
+// kernel has them (found by probing, never by version strings). Op timeouts are deadlines swept by one ring
+// timeout that ticks while any timed op is in flight (a linked timeout per op would double the SQEs and arm a
+// kernel timer per receive); an expired op is cancelled and reported as -ETIMEDOUT. Cross-thread wake-ups are an
+// eventfd read kept armed on the ring, so an idle loop sleeps in the kernel.
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@ namespace {
 
 constexpr uint64_t kIgnoredUserData = 0;  // CQEs of link timeouts and cancel requests
 constexpr unsigned kMaxCqeBatch = 256;
+constexpr uint64_t kSweepIntervalNs = 10'000'000;  // timeout granularity
 
 __kernel_timespec to_timespec(uint64_t ns) {
   __kernel_timespec ts{};
@@ -112,6 +115,10 @@ class UringLoop final : public IoLoop {
     wake_.callback = &UringLoop::on_wake;
     wake_.context = this;
     submit(&wake_);
+    sweep_.op = Completion::Op::kTimeout;
+    sweep_.timeout_ns = kSweepIntervalNs;
+    sweep_.callback = &UringLoop::on_sweep;
+    sweep_.context = this;
     return true;
   }
 
@@ -126,14 +133,21 @@ class UringLoop final : public IoLoop {
     assert(!c->in_flight);
     c->in_flight = true;
     c->cancel_requested = false;
+    c->timed_out = false;
     c->next = nullptr;
     ++in_flight_;
+    if (c->timeout_ns != 0 && c->op != Completion::Op::kTimeout) track_deadline(c);
     if (unqueued_head_ != nullptr || !try_prepare(c)) push(&unqueued_head_, &unqueued_tail_, c);
   }
 
   void cancel(Completion* c) override {
     if (!c->in_flight || c->cancel_requested) return;
     c->cancel_requested = true;
+    request_cancel(c);
+  }
+
+  // Cancels `c` in the kernel, or at once when it has not reached the submission queue yet.
+  void request_cancel(Completion* c) {
     if (remove(&unqueued_head_, &unqueued_tail_, c)) {
       c->result = -ECANCELED;
       push(&completed_head_, &completed_tail_, c);
@@ -189,7 +203,8 @@ class UringLoop final : public IoLoop {
     return io_uring_register_buffers_update_tag(&ring_, slot, &iov, &tag, 1) >= 0;
   }
 
-  size_t in_flight() const override { return in_flight_ - 1; }  // the armed wake read is not work
+  // The armed wake read and the sweep timer are not work.
+  size_t in_flight() const override { return in_flight_ - 1 - (sweep_.in_flight ? 1 : 0); }
 
  private:
   static void push(Completion** head, Completion** tail, Completion* c) {
@@ -228,19 +243,43 @@ class UringLoop final : public IoLoop {
   }
 
   bool try_prepare(Completion* c) {
-    const bool linked = c->timeout_ns != 0 && c->op != Completion::Op::kTimeout;
-    if (io_uring_sq_space_left(&ring_) < (linked ? 2u : 1u)) return false;
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) return false;
     prepare(sqe, c);
     io_uring_sqe_set_data(sqe, c);
-    if (linked) {
-      sqe->flags |= IOSQE_IO_LINK;
-      c->ts = to_timespec(c->timeout_ns);
-      io_uring_sqe* timeout = io_uring_get_sqe(&ring_);
-      io_uring_prep_link_timeout(timeout, &c->ts, 0);
-      io_uring_sqe_set_data64(timeout, kIgnoredUserData);
-    }
     return true;
+  }
+
+  void track_deadline(Completion* c) {
+    c->deadline_ns = monotonic_ns() + c->timeout_ns;
+    c->timed_prev = nullptr;
+    c->timed_next = timed_head_;
+    if (timed_head_ != nullptr) timed_head_->timed_prev = c;
+    timed_head_ = c;
+    if (!sweep_.in_flight) submit(&sweep_);
+  }
+
+  void untrack_deadline(Completion* c) {
+    if (c->deadline_ns == 0) return;
+    if (c->timed_prev != nullptr) c->timed_prev->timed_next = c->timed_next; else timed_head_ = c->timed_next;
+    if (c->timed_next != nullptr) c->timed_next->timed_prev = c->timed_prev;
+    c->timed_prev = c->timed_next = nullptr;
+    c->deadline_ns = 0;
+  }
+
+  static void on_sweep(Completion* c) {
+    auto* self = static_cast<UringLoop*>(c->context);
+    if (c->result == -ECANCELED) return;
+    const uint64_t now = monotonic_ns();
+    for (Completion* it = self->timed_head_; it != nullptr;) {
+      Completion* next = it->timed_next;  // request_cancel may complete `it` (and unlink it) right away
+      if (it->deadline_ns <= now && !it->timed_out && !it->cancel_requested) {
+        it->timed_out = true;
+        self->request_cancel(it);
+      }
+      it = next;
+    }
+    if (self->timed_head_ != nullptr) self->submit(&self->sweep_);
   }
 
   void prepare(io_uring_sqe* sqe, Completion* c) {
@@ -311,10 +350,10 @@ class UringLoop final : public IoLoop {
   void finish(Completion* c) {
     c->in_flight = false;
     --in_flight_;
+    untrack_deadline(c);
     if (c->op == Completion::Op::kTimeout && c->result == -ETIME) c->result = 0;
-    // A linked timeout cancels the op; report that as a timeout unless the owner cancelled it.
-    if (c->timeout_ns != 0 && c->op != Completion::Op::kTimeout && c->result == -ECANCELED && !c->cancel_requested)
-      c->result = -ETIMEDOUT;
+    // The sweep cancelled it for its deadline: that is a timeout (unless the owner cancelled it too).
+    if (c->timed_out && c->result == -ECANCELED && !c->cancel_requested) c->result = -ETIMEDOUT;
     if (c->op == Completion::Op::kTimeout && c->result == -ECANCELED && !c->cancel_requested) c->result = 0;
     c->callback(c);
   }
@@ -330,6 +369,8 @@ class UringLoop final : public IoLoop {
   int wake_fd_ = -1;
   uint64_t wake_value_ = 0;
   Completion wake_;
+  Completion sweep_;
+  Completion* timed_head_ = nullptr;
   Completion* unqueued_head_ = nullptr;
   Completion* unqueued_tail_ = nullptr;
   Completion* completed_head_ = nullptr;
