@@ -1,0 +1,46 @@
+// Command line of ringfetch_bench. Defaults are the full run (5 repetitions, ~3.5 minutes on the 2-core dev VM);
+// --quick is one repetition of smaller workloads (< 2 minutes). Filters (--workloads, --contenders, --protocols,
+// --conns) narrow a run down, e.g. to one cell under a profiler.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ringfetch::bench {
+
+struct BenchOptions {
+  unsigned reps = 5;
+  bool quick = false;
+  std::string json_file;
+  std::string plot_file;
+  std::filesystem::path data_dir;
+  int client_cpu = 0;
+  int server_cpu = 1;
+  std::string sched = "fifo";  // client and nginx: fifo, nice (-20) or normal
+  uint64_t whole_bytes = 1ull << 30;
+  uint64_t checkpoint_bytes = 2ull << 30;
+  size_t small_reads = 20'000;
+  std::vector<unsigned> whole_connections = {1, 4, 8, 16};
+  unsigned checkpoint_connections = 8;
+  std::vector<unsigned> small_connections = {1, 16};
+  // Empty: everything.
+  std::set<std::string> workloads;   // whole, checkpoint, small
+  std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
+  std::set<std::string> protocols;   // http, https
+  std::set<unsigned> connections;
+  std::string command_line;          // as given, for the report
+
+  bool wants_workload(const std::string& name) const { return workloads.empty() || workloads.count(name) > 0; }
+  bool wants_contender(const std::string& name) const { return contenders.empty() || contenders.count(name) > 0; }
+  bool wants_protocol(const std::string& name) const { return protocols.empty() || protocols.count(name) > 0; }
+  bool wants_connections(unsigned n) const { return connections.empty() || connections.count(n) > 0; }
+};
+
+// Parses argv. Returns std::nullopt after printing usage (--help) or an error to stderr (*exit_code set).
+std::optional<BenchOptions> parse_options(int argc, char** argv, int* exit_code);
+
+}  // namespace ringfetch::bench

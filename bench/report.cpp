@@ -1,0 +1,373 @@
+// Summaries, targets, tables, JSON and plot of the head-to-head harness (see report.hpp).
+#include "report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace ringfetch::bench {
+namespace {
+
+constexpr double kBytesPerGB = 1e9;
+constexpr double kMicrosPerSecond = 1e6;
+constexpr double kNanosPerMicro = 1e3;
+constexpr double kP50 = 0.50;
+constexpr double kP99 = 0.99;
+// Targets of the issue.
+constexpr double kRawCpuBound = 1.10;          // ringfetch CPU/GB <= 1.10x raw
+constexpr double kCurlCpuBound = 0.60;         // ringfetch CPU/GB <= 0.60x tuned libcurl (whole, 8-16 conns)
+constexpr double kNaiveWallBound = 0.50;       // checkpoint partial: ringfetch wall <= 0.5x libcurl per item
+constexpr double kSmallRateBound = 1.20;       // small 16 conns: req/s >= 1.2x libcurl
+constexpr double kSmallCpuBound = 0.60;        // small 16 conns: CPU/request <= 0.6x libcurl
+constexpr unsigned kTargetWholeConns[] = {8, 16};
+constexpr unsigned kTargetSmallConns = 16;
+
+template <typename F>
+Spread spread(const std::vector<const RunResult*>& runs, F figure) {
+  std::vector<double> values;
+  for (const RunResult* r : runs) values.push_back(figure(*r));
+  return spread_of(values);
+}
+
+std::string fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), format, v);
+  return buf;
+}
+
+// "1.23 [1.20-1.31]"
+std::string with_range(const char* format, const Spread& s, bool range) {
+  std::string text = fmt(format, s.median);
+  if (range) text += " [" + fmt(format, s.min) + "-" + fmt(format, s.max) + "]";
+  return text;
+}
+
+std::string bytes_text(uint64_t bytes) {
+  if (bytes == 0) return "0";
+  if (bytes < (1u << 20)) return fmt("%.1fK", static_cast<double>(bytes) / 1024);
+  return fmt("%.1fM", static_cast<double>(bytes) / (1u << 20));
+}
+
+// A row of the figures of `contender` in `cell`, or nullptr when it did not run (or never succeeded).
+const Summary* summary_of(const std::map<std::string, Summary>& cache, const CellReport& cell,
+                          const std::string& contender) {
+  auto it = cache.find(cell.label() + "/" + contender);
+  return it == cache.end() || it->second.reps_ok == 0 ? nullptr : &it->second;
+}
+
+std::map<std::string, Summary> summarize_all(const std::vector<CellReport>& cells) {
+  std::map<std::string, Summary> out;
+  for (const CellReport& cell : cells)
+    for (const ContenderRuns& c : cell.contenders) out[cell.label() + "/" + c.contender] = summarize(c);
+  return out;
+}
+
+TargetCheck ratio_check(const std::string& name, const CellReport& cell, double ours, double theirs, double bound,
+                        bool at_most) {
+  TargetCheck t{name, cell.label()};
+  t.available = theirs > 0 && ours > 0;
+  t.ratio = t.available ? ours / theirs : 0;
+  t.bound_text = std::string(at_most ? "<= " : ">= ") + fmt("%.2f", bound);
+  t.met = t.available && (at_most ? t.ratio <= bound : t.ratio >= bound);
+  return t;
+}
+
+void whole_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
+  const Summary* rf = summary_of(s, cell, "ringfetch");
+  const Summary* raw = summary_of(s, cell, "raw");
+  const Summary* curl = summary_of(s, cell, "curl");
+  if (rf == nullptr) return;
+  const bool https = cell.protocol == Protocol::kHttps;
+  if (raw != nullptr) {
+    out->push_back(ratio_check(https ? "HTTPS CPU/GB vs raw OpenSSL" : "CPU/GB vs raw", cell,
+                               rf->cpu_s_per_gb.median, raw->cpu_s_per_gb.median, kRawCpuBound, true));
+  }
+  if (https || curl == nullptr) return;
+  const bool in_scope = std::find(std::begin(kTargetWholeConns), std::end(kTargetWholeConns), cell.connections) !=
+                        std::end(kTargetWholeConns);
+  if (!in_scope) return;
+  out->push_back(ratio_check("CPU/GB vs tuned libcurl", cell, rf->cpu_s_per_gb.median, curl->cpu_s_per_gb.median,
+                             kCurlCpuBound, true));
+  out->push_back(ratio_check("wall GB/s vs tuned libcurl", cell, rf->gb_per_s.median, curl->gb_per_s.median, 1.0,
+                             false));
+}
+
+void checkpoint_targets(const CellReport& cell, const std::map<std::string, Summary>& s,
+                        std::vector<TargetCheck>* out) {
+  const Summary* rf = summary_of(s, cell, "ringfetch");
+  const Summary* naive = summary_of(s, cell, "curl-naive");
+  if (cell.variant != "partial" || rf == nullptr || naive == nullptr) return;
+  // Wall time of the same useful bytes: the inverse of GB/s.
+  out->push_back(ratio_check("wall time vs libcurl one-request-per-item", cell, 1 / rf->gb_per_s.median,
+                             1 / naive->gb_per_s.median, kNaiveWallBound, true));
+}
+
+void small_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
+  const Summary* rf = summary_of(s, cell, "ringfetch");
+  const Summary* curl = summary_of(s, cell, "curl");
+  if (cell.connections != kTargetSmallConns || rf == nullptr || curl == nullptr) return;
+  out->push_back(ratio_check("req/s vs tuned libcurl", cell, rf->requests_per_s.median, curl->requests_per_s.median,
+                             kSmallRateBound, false));
+  out->push_back(ratio_check("CPU/request vs tuned libcurl", cell, rf->cpu_us_per_request.median,
+                             curl->cpu_us_per_request.median, kSmallCpuBound, true));
+  out->push_back(ratio_check("p99 latency vs tuned libcurl", cell, rf->p99_us.median, curl->p99_us.median, 1.0,
+                             true));
+}
+
+void print_bulk_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                    bool ranges) {
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %6llu %9s %9s\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.2f", s.gb_per_s, ranges).c_str(), with_range("%.3f", s.cpu_s_per_gb, ranges).c_str(),
+               static_cast<unsigned long long>(s.requests), bytes_text(s.over_fetch).c_str(),
+               bytes_text(s.copied).c_str());
+}
+
+void print_small_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                     bool ranges) {
+  std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6llu %8s %5.1f\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.0f", s.requests_per_s, ranges).c_str(),
+               with_range("%.1f", s.cpu_us_per_request, ranges).c_str(), with_range("%.0f", s.p50_us, ranges).c_str(),
+               with_range("%.0f", s.p99_us, ranges).c_str(), static_cast<unsigned long long>(s.requests),
+               bytes_text(s.copied).c_str(), s.switches_per_request);
+}
+
+nlohmann::json spread_json(const Spread& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
+
+nlohmann::json run_json(const RunResult& r) {
+  nlohmann::json j = {{"ok", r.ok},
+                      {"wall_s", r.wall_s},
+                      {"cpu_user_s", r.user_s},
+                      {"cpu_sys_s", r.sys_s},
+                      {"requests", r.requests},
+                      {"bytes_useful", r.bytes_useful},
+                      {"bytes_wire", r.bytes_wire},
+                      {"bytes_copied_user", r.bytes_copied},
+                      {"voluntary_switches", r.voluntary_switches},
+                      {"involuntary_switches", r.involuntary_switches}};
+  if (!r.error.empty()) j["error"] = r.error;
+  if (!r.detail.empty()) j["detail"] = r.detail;
+  if (!r.latency_ns.empty()) {
+    std::vector<uint64_t> lat = r.latency_ns;
+    j["latency_p50_us"] = static_cast<double>(quantile(lat, kP50)) / kNanosPerMicro;
+    j["latency_p99_us"] = static_cast<double>(quantile(lat, kP99)) / kNanosPerMicro;
+  }
+  return j;
+}
+
+nlohmann::json summary_json(const Summary& s) {
+  return {{"reps_ok", s.reps_ok},
+          {"gb_per_s", spread_json(s.gb_per_s)},
+          {"cpu_s_per_gb", spread_json(s.cpu_s_per_gb)},
+          {"requests_per_s", spread_json(s.requests_per_s)},
+          {"cpu_us_per_request", spread_json(s.cpu_us_per_request)},
+          {"latency_p50_us", spread_json(s.p50_us)},
+          {"latency_p99_us", spread_json(s.p99_us)},
+          {"requests", s.requests},
+          {"bytes_useful", s.useful},
+          {"bytes_over_fetched", s.over_fetch},
+          {"bytes_copied_user", s.copied},
+          {"error", s.error}};
+}
+
+// Plot data: one row per cell, three columns (median, min, max) per contender; "NaN" where it did not run.
+void write_plot_data(const std::string& path, const std::vector<const CellReport*>& cells,
+                     const std::vector<std::string>& contenders, Spread Summary::*figure) {
+  std::ofstream out(path);
+  for (const CellReport* cell : cells) {
+    out << '"' << cell->label() << '"';
+    for (const std::string& c : contenders) {
+      const ContenderRuns* runs = cell->find(c);
+      const Summary s = runs != nullptr ? summarize(*runs) : Summary{};
+      if (s.reps_ok == 0) {
+        out << " NaN NaN NaN";
+      } else {
+        const Spread& v = s.*figure;
+        out << ' ' << v.median << ' ' << v.min << ' ' << v.max;
+      }
+    }
+    out << '\n';
+  }
+}
+
+std::string histogram_plot(const std::string& data, const std::vector<std::string>& contenders,
+                           const std::string& title, const std::string& ylabel) {
+  std::string s = "set title '" + title + "'\nset ylabel '" + ylabel + "'\nplot ";
+  for (size_t i = 0; i < contenders.size(); ++i) {
+    const size_t col = 2 + 3 * i;
+    s += (i ? ", '' " : "'" + data + "' ") + std::string("using ") + std::to_string(col) + ":" +
+         std::to_string(col + 1) + ":" + std::to_string(col + 2) + (i == 0 ? ":xtic(1)" : "") + " title '" +
+         contenders[i] + "'";
+  }
+  return s + "\n";
+}
+
+}  // namespace
+
+std::string CellReport::label() const {
+  std::string text = workload;
+  if (!variant.empty()) text += " " + variant;
+  return text + " " + to_string(protocol) + " c=" + std::to_string(connections);
+}
+
+const ContenderRuns* CellReport::find(const std::string& contender) const {
+  for (const ContenderRuns& c : contenders)
+    if (c.contender == contender) return &c;
+  return nullptr;
+}
+
+Summary summarize(const ContenderRuns& c) {
+  Summary s;
+  std::vector<const RunResult*> ok;
+  for (const RunResult& r : c.runs) {
+    if (r.ok) ok.push_back(&r);
+    else if (s.error.empty()) s.error = r.error;
+  }
+  s.reps_ok = static_cast<unsigned>(ok.size());
+  if (ok.empty()) return s;
+  const RunResult& last = *ok.back();
+  s.requests = last.requests;
+  s.useful = last.bytes_useful;
+  s.over_fetch = last.bytes_wire > last.bytes_useful ? last.bytes_wire - last.bytes_useful : 0;
+  s.copied = last.bytes_copied;
+  s.detail = last.detail;
+  s.switches_per_request = static_cast<double>(last.voluntary_switches) / std::max<uint64_t>(1, last.requests);
+  const auto gb = [](const RunResult& r) { return static_cast<double>(r.bytes_useful) / kBytesPerGB; };
+  s.gb_per_s = spread(ok, [&](const RunResult& r) { return gb(r) / r.wall_s; });
+  s.cpu_s_per_gb = spread(ok, [&](const RunResult& r) { return r.cpu_s() / gb(r); });
+  s.requests_per_s = spread(ok, [](const RunResult& r) { return static_cast<double>(r.requests) / r.wall_s; });
+  s.cpu_us_per_request = spread(ok, [](const RunResult& r) {
+    return r.cpu_s() * kMicrosPerSecond / static_cast<double>(std::max<uint64_t>(1, r.requests));
+  });
+  const auto latency = [](const RunResult& r, double q) {
+    std::vector<uint64_t> lat = r.latency_ns;
+    return static_cast<double>(quantile(lat, q)) / kNanosPerMicro;
+  };
+  s.p50_us = spread(ok, [&](const RunResult& r) { return latency(r, kP50); });
+  s.p99_us = spread(ok, [&](const RunResult& r) { return latency(r, kP99); });
+  return s;
+}
+
+std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
+  const std::map<std::string, Summary> s = summarize_all(cells);
+  std::vector<TargetCheck> out;
+  for (const CellReport& cell : cells) {
+    if (cell.workload == "whole") whole_targets(cell, s, &out);
+    else if (cell.workload == "checkpoint") checkpoint_targets(cell, s, &out);
+    else if (cell.workload == "small") small_targets(cell, s, &out);
+  }
+  return out;
+}
+
+void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
+  std::fprintf(out, "\nBulk workloads (median [min-max] over repetitions; GB = 1e9 useful bytes; CPU = user+sys of "
+                    "the client process)\n");
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall GB/s", "CPU s/GB", "req",
+               "overfetch", "copied");
+  for (const CellReport& cell : cells) {
+    if (cell.is_small()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_bulk_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+  std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
+  std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6s %8s %5s\n", "cell", "contender", "req/s",
+               "CPU us/req", "p50 us", "p99 us", "req", "copied", "csw/r");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_small()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-17s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_small_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+}
+
+void print_targets(std::FILE* out, const std::vector<TargetCheck>& targets) {
+  std::fprintf(out, "\nTargets (ratios of medians, ringfetch / reference)\n");
+  for (const TargetCheck& t : targets) {
+    std::fprintf(out, "  %-4s %-45s %-27s ratio %5.2f (want %s)\n", t.available ? (t.met ? "MET" : "MISS") : "n/a",
+                 t.name.c_str(), t.cell.c_str(), t.ratio, t.bound_text.c_str());
+  }
+}
+
+void write_json(const std::string& path, const Facts& facts, const BenchOptions& options,
+                const std::vector<CellReport>& cells, const std::vector<TargetCheck>& targets) {
+  nlohmann::json j;
+  j["facts"] = facts;
+  j["options"] = {{"reps", options.reps},
+                  {"quick", options.quick},
+                  {"whole_bytes", options.whole_bytes},
+                  {"checkpoint_bytes", options.checkpoint_bytes},
+                  {"small_reads", options.small_reads},
+                  {"client_cpu", options.client_cpu},
+                  {"server_cpu", options.server_cpu},
+                  {"command", options.command_line}};
+  for (const CellReport& cell : cells) {
+    nlohmann::json jc = {{"cell", cell.label()},
+                         {"workload", cell.workload},
+                         {"variant", cell.variant},
+                         {"protocol", to_string(cell.protocol)},
+                         {"connections", cell.connections}};
+    for (const ContenderRuns& c : cell.contenders) {
+      nlohmann::json runs = nlohmann::json::array();
+      for (const RunResult& r : c.runs) runs.push_back(run_json(r));
+      jc["contenders"][c.contender] = {{"summary", summary_json(summarize(c))}, {"runs", runs}};
+    }
+    j["cells"].push_back(jc);
+  }
+  for (const TargetCheck& t : targets) {
+    j["targets"].push_back({{"name", t.name}, {"cell", t.cell}, {"ratio", t.ratio}, {"want", t.bound_text},
+                            {"available", t.available}, {"met", t.met}});
+  }
+  std::ofstream out(path);
+  out << j.dump(2) << '\n';
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::string draw_plot(const std::string& png_path, const std::vector<CellReport>& cells, const Facts& facts) {
+  const std::vector<std::string> bulk_contenders = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
+  const std::vector<std::string> small_contenders = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  std::vector<const CellReport*> bulk, small;
+  for (const CellReport& c : cells) (c.is_small() ? small : bulk).push_back(&c);
+  std::string dir_template = (std::filesystem::temp_directory_path() / "ringfetch-bench-plot-XXXXXX").string();
+  if (mkdtemp(dir_template.data()) == nullptr) return "cannot create a temporary directory for the plot data";
+  const std::filesystem::path dir = dir_template;
+  const std::string cpu = (dir / "bulk_cpu.dat").string(), gbps = (dir / "bulk_gbps.dat").string();
+  const std::string small_cpu = (dir / "small_cpu.dat").string(), small_rate = (dir / "small_rate.dat").string();
+  write_plot_data(cpu, bulk, bulk_contenders, &Summary::cpu_s_per_gb);
+  write_plot_data(gbps, bulk, bulk_contenders, &Summary::gb_per_s);
+  write_plot_data(small_cpu, small, small_contenders, &Summary::cpu_us_per_request);
+  write_plot_data(small_rate, small, small_contenders, &Summary::requests_per_s);
+
+  const std::string script_path = (dir / "plot.gp").string();
+  std::ofstream gp(script_path);
+  gp << "set terminal pngcairo size 1800,1300 font 'sans,10'\nset output '" << png_path << "'\n"
+     << "set datafile missing 'NaN'\nset style data histogram\nset style histogram errorbars gap 1 lw 1\n"
+     << "set style fill solid 0.8 border -1\nset key outside right top vertical\nset grid ytics\nset yrange [0:*]\n"
+     << "set xtics rotate by -30 noenhanced\nset bars front\n"
+     << "set multiplot layout 2,2 title 'ringfetch vs libcurl vs raw on loopback nginx — " << facts.at("cpu")
+     << ", " << facts.at("date") << "; client and nginx on one CPU each; bars = median, whiskers = min/max'\n"
+     << histogram_plot(cpu, bulk_contenders, "Bulk: client CPU seconds per GB (lower is better)", "CPU s / GB")
+     << histogram_plot(gbps, bulk_contenders, "Bulk: wall GB/s (higher is better)", "GB/s")
+     << histogram_plot(small_cpu, small_contenders, "Small 4 KiB reads: client CPU us per request (lower is better)",
+                       "CPU us / request")
+     << histogram_plot(small_rate, small_contenders, "Small 4 KiB reads: requests/s (higher is better)", "req/s")
+     << "unset multiplot\n";
+  gp.close();
+  const std::string command = "gnuplot '" + script_path + "' 2>&1";
+  const int rc = std::system(command.c_str());
+  if (rc != 0) return "gnuplot exited with status " + std::to_string(rc) + " (script and data kept in " + dir.string() + ")";
+  std::filesystem::remove_all(dir);
+  return {};
+}
+
+}  // namespace ringfetch::bench

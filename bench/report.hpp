@@ -1,0 +1,74 @@
+// Results of the head-to-head harness and what is made of them: per cell (workload x protocol x connections) and
+// contender, the runs of every repetition; their summary (median and min/max over repetitions); the targets of the
+// issue, checked on the medians; the printed tables; the JSON file; the gnuplot figure.
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench_options.hpp"
+#include "bench_types.hpp"
+#include "measure.hpp"
+
+namespace ringfetch::bench {
+
+struct ContenderRuns {
+  std::string contender;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
+  std::vector<RunResult> runs;
+};
+
+struct CellReport {
+  std::string workload;  // whole, checkpoint, small
+  std::string variant;   // full / partial for checkpoint, else ""
+  Protocol protocol = Protocol::kHttp;
+  unsigned connections = 1;
+  std::vector<ContenderRuns> contenders;
+
+  bool is_small() const { return workload == "small"; }
+  std::string label() const;  // "whole https c=8", "checkpoint partial http c=8"
+  const ContenderRuns* find(const std::string& contender) const;
+};
+
+// Figures over the successful repetitions of one contender in one cell. GB = 1e9 useful (requested) bytes.
+struct Summary {
+  unsigned reps_ok = 0;
+  std::string error;       // of the first failed repetition, if any
+  Spread gb_per_s;
+  Spread cpu_s_per_gb;
+  Spread requests_per_s;
+  Spread cpu_us_per_request;
+  Spread p50_us;
+  Spread p99_us;
+  uint64_t requests = 0;   // of the last successful repetition (identical in every one)
+  uint64_t useful = 0;
+  uint64_t over_fetch = 0; // body bytes received beyond the useful ones (coalesced gaps)
+  uint64_t copied = 0;
+  double switches_per_request = 0;  // voluntary context switches
+  std::string detail;
+};
+Summary summarize(const ContenderRuns& runs);
+
+struct TargetCheck {
+  std::string name;
+  std::string cell;
+  double ratio = 0;   // ringfetch / reference (or the reverse for "at least" targets; see bound_text)
+  std::string bound_text;
+  bool available = false;
+  bool met = false;
+};
+std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells);
+
+void print_tables(std::FILE* out, const std::vector<CellReport>& cells);
+void print_targets(std::FILE* out, const std::vector<TargetCheck>& targets);
+
+using Facts = std::map<std::string, std::string>;  // machine and run facts (date, kernel, CPU, versions, pinning)
+
+// Throws std::runtime_error when the file cannot be written.
+void write_json(const std::string& path, const Facts& facts, const BenchOptions& options,
+                const std::vector<CellReport>& cells, const std::vector<TargetCheck>& targets);
+// Returns "" or why gnuplot failed.
+std::string draw_plot(const std::string& png_path, const std::vector<CellReport>& cells, const Facts& facts);
+
+}  // namespace ringfetch::bench

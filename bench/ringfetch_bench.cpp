@@ -1,0 +1,349 @@
+// ringfetch_bench: the head-to-head harness. It writes its data, starts its own nginx on loopback (HTTP and HTTPS,
+// a private self-signed CA), pins itself and nginx to one CPU each, and runs every contender — ringfetch through its
+// public API, libcurl multi (tuned and default, plus one-request-per-item where the workload has items), and a raw
+// epoll/OpenSSL client — on the same requests, interleaved (the contender order rotates every repetition) and
+// repeated. Every destination is pre-faulted once and reused; ringfetch keeps one Engine, so its arena is faulted
+// in once. Prints the tables and the targets; optionally writes JSON and a gnuplot figure.
+#include <openssl/crypto.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <curl/curl.h>
+
+#include "bench_options.hpp"
+#include "cpu_affinity.hpp"
+#include "curl_client.hpp"
+#include "measure.hpp"
+#include "raw_client.hpp"
+#include "report.hpp"
+#include "ringfetch_client.hpp"
+#include "servers/nginx_server.hpp"
+#include "workloads.hpp"
+
+namespace ringfetch::bench {
+namespace {
+
+constexpr uint64_t kArenaSlackBytes = 256 * kMiB;  // first-fit waste at chunk ends (< largest item per 1 GiB chunk)
+constexpr uint64_t kArenaItemAlign = 64;           // RegisteredArena::kMinAlignment
+constexpr unsigned kEngineThreads = 1;             // the client owns one CPU
+constexpr unsigned kWarmupConnections = 16;
+
+// Memory that every transport contender writes into: mapped once, huge pages asked for (as ringfetch's arena
+// does), faulted in before the first run and reused by every run.
+class DestinationBuffer {
+ public:
+  explicit DestinationBuffer(uint64_t bytes) : bytes_(bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap of the destination buffer failed");
+    madvise(p, bytes, MADV_HUGEPAGE);
+    std::memset(p, 0, bytes);
+    data_ = static_cast<std::byte*>(p);
+  }
+  ~DestinationBuffer() { munmap(data_, bytes_); }
+  DestinationBuffer(const DestinationBuffer&) = delete;
+  DestinationBuffer& operator=(const DestinationBuffer&) = delete;
+  std::span<std::byte> span(uint64_t n) const { return {data_, n}; }
+
+ private:
+  std::byte* data_ = nullptr;
+  uint64_t bytes_ = 0;
+};
+
+struct Workloads {
+  Workload whole;
+  Workload checkpoint_full;
+  Workload checkpoint_partial;
+  Workload small;
+};
+
+// A cell: one workload, protocol and connection count, and the contenders that run it.
+struct Cell {
+  CellReport report;
+  const Workload* workload = nullptr;
+};
+
+struct Context {
+  const BenchOptions& options;
+  ServerEndpoint server;
+  DestinationBuffer& dest;
+  RingfetchContender& ringfetch;
+};
+
+std::string read_first_line_with(const char* path, const char* key) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "unknown";
+}
+
+std::string command_output(const char* command) {
+  std::string out;
+  if (FILE* p = popen(command, "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+Facts machine_facts() {
+  utsname u{};
+  uname(&u);
+  return {{"date", utc_now()},
+          {"kernel", u.release},
+          {"cpu", read_first_line_with("/proc/cpuinfo", "model name")},
+          {"cpus", std::to_string(usable_cpus())},
+          {"nginx", command_output("/usr/sbin/nginx -v 2>&1")},
+          {"libcurl", curl_version()},
+          {"openssl", OpenSSL_version(OPENSSL_VERSION)},
+          {"source", command_output("git -C '" RINGFETCH_SOURCE_DIR "' rev-parse --short HEAD 2>/dev/null") +
+                         " (plus any uncommitted changes in the working tree)"}};
+}
+
+uint64_t arena_bytes_for(const std::vector<const Workload*>& workloads) {
+  uint64_t most = 0;
+  for (const Workload* w : workloads) {
+    uint64_t need = 0;
+    for (const ByteSpan& item : w->items) need += (item.length + kArenaItemAlign - 1) / kArenaItemAlign * kArenaItemAlign;
+    most = std::max(most, need);
+  }
+  return most + kArenaSlackBytes;
+}
+
+std::vector<std::string> contenders_for(const std::string& workload, const BenchOptions& o) {
+  std::vector<std::string> all;
+  if (workload == "whole") all = {"ringfetch", "raw", "curl", "curl-default"};
+  if (workload == "checkpoint") all = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
+  if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  std::vector<std::string> kept;
+  for (const std::string& c : all)
+    if (o.wants_contender(c)) kept.push_back(c);
+  return kept;
+}
+
+void add_cell(std::vector<Cell>* cells, const BenchOptions& o, const Workload& w, const std::string& workload,
+              const std::string& variant, Protocol protocol, unsigned connections) {
+  if (!o.wants_workload(workload) || !o.wants_protocol(to_string(protocol)) || !o.wants_connections(connections)) return;
+  Cell cell;
+  cell.report.workload = workload;
+  cell.report.variant = variant;
+  cell.report.protocol = protocol;
+  cell.report.connections = connections;
+  for (const std::string& c : contenders_for(workload, o)) cell.report.contenders.push_back({c, {}});
+  cell.workload = &w;
+  if (!cell.report.contenders.empty()) cells->push_back(std::move(cell));
+}
+
+std::vector<Cell> make_cells(const BenchOptions& o, const Workloads& w) {
+  std::vector<Cell> cells;
+  for (Protocol p : {Protocol::kHttp, Protocol::kHttps})
+    for (unsigned c : o.whole_connections) add_cell(&cells, o, w.whole, "whole", "", p, c);
+  add_cell(&cells, o, w.checkpoint_full, "checkpoint", "full", Protocol::kHttp, o.checkpoint_connections);
+  add_cell(&cells, o, w.checkpoint_partial, "checkpoint", "partial", Protocol::kHttp, o.checkpoint_connections);
+  for (unsigned c : o.small_connections) add_cell(&cells, o, w.small, "small", "", Protocol::kHttp, c);
+  return cells;
+}
+
+RunResult run_transport(const std::string& contender, const Cell& cell, Context& ctx) {
+  const Workload& w = *cell.workload;
+  TransportJob job;
+  job.protocol = cell.report.protocol;
+  job.server = ctx.server;
+  job.path = "/" + w.object.key;
+  job.connections = cell.report.connections;
+  job.requests = contender == "curl-naive" ? std::span<const ByteSpan>(w.per_item) : std::span<const ByteSpan>(w.planned);
+  job.dest = ctx.dest.span(w.object.size);
+  job.record_latency = cell.report.is_small();
+  poison_mirror(job.dest, w.items);
+  RunResult r;
+  Stopwatch clock;
+  clock.start();
+  if (contender == "raw") run_raw(job, &r);
+  else run_curl(job, contender == "curl-default" ? CurlProfile::kDefaults : CurlProfile::kTuned, &r);
+  clock.stop();
+  clock.report(&r);
+  r.bytes_useful = w.bytes_useful;
+  if (r.ok) r.error = check_mirror(job.dest, w.items, w.object.seed);
+  r.ok = r.ok && r.error.empty();
+  return r;
+}
+
+RunResult run_contender(const std::string& contender, const Cell& cell, Context& ctx) {
+  if (contender.rfind("ringfetch", 0) != 0) return run_transport(contender, cell, ctx);
+  RingfetchJob job;
+  job.protocol = cell.report.protocol;
+  job.server = ctx.server;
+  job.workload = cell.workload;
+  job.connections = cell.report.connections;
+  job.mode = contender == "ringfetch-1fetch" ? RingfetchMode::kPerRequest
+             : cell.report.is_small()       ? RingfetchMode::kCallback
+                                            : RingfetchMode::kViews;
+  return ctx.ringfetch.run(job);
+}
+
+void print_progress(unsigned rep, unsigned reps, const Cell& cell, const std::string& contender, const RunResult& r) {
+  if (!r.ok) {
+    std::fprintf(stderr, "[%u/%u] %-27s %-16s FAILED: %s\n", rep + 1, reps, cell.report.label().c_str(),
+                 contender.c_str(), r.error.c_str());
+    return;
+  }
+  const double gb = static_cast<double>(r.bytes_useful) / 1e9;
+  std::fprintf(stderr, "[%u/%u] %-27s %-16s %6.2f s  %6.2f GB/s  %7.3f CPU s/GB  %8.0f req/s  %llu req\n", rep + 1,
+               reps, cell.report.label().c_str(), contender.c_str(), r.wall_s, gb / r.wall_s, r.cpu_s() / gb,
+               static_cast<double>(r.requests) / r.wall_s, static_cast<unsigned long long>(r.requests));
+}
+
+// Every contender once on one cell, untimed: first connections, TLS contexts, libcurl's lazy set-up, nginx's.
+void warm_up(std::vector<Cell>& cells, Context& ctx) {
+  for (const Cell& cell : cells) {
+    if (cell.report.workload != "whole" || cell.report.connections != kWarmupConnections) continue;
+    for (const ContenderRuns& c : cell.report.contenders) run_contender(c.contender, cell, ctx);
+  }
+}
+
+void run_all(std::vector<Cell>& cells, Context& ctx) {
+  const unsigned reps = ctx.options.reps;
+  for (unsigned rep = 0; rep < reps; ++rep) {
+    for (Cell& cell : cells) {
+      auto& contenders = cell.report.contenders;
+      for (size_t k = 0; k < contenders.size(); ++k) {
+        ContenderRuns& c = contenders[(k + rep) % contenders.size()];  // rotate: no contender always goes first
+        c.runs.push_back(run_contender(c.contender, cell, ctx));
+        print_progress(rep, reps, cell, c.contender, c.runs.back());
+      }
+    }
+  }
+}
+
+std::string pin(const BenchOptions& o, int cpus, pid_t nginx_pgid) {
+  if (cpus < 2) return "not pinned (fewer than 2 CPUs)";
+  std::string error = pin_self(o.client_cpu);
+  if (!error.empty()) return "not pinned: " + error;
+  const int pinned = pin_process_group(nginx_pgid, o.server_cpu, &error);
+  if (pinned < 0) return "client pinned, nginx not: " + error;
+  return "client (this process, all its threads) on CPU " + std::to_string(o.client_cpu) + "; nginx (" +
+         std::to_string(pinned) + " processes: master + 1 worker) on CPU " + std::to_string(o.server_cpu) +
+         ", via sched_setaffinity";
+}
+
+SchedulingClass scheduling_class(const BenchOptions& o) {
+  if (o.sched == "fifo") return SchedulingClass::kFifo;
+  return o.sched == "nice" ? SchedulingClass::kNice : SchedulingClass::kNormal;
+}
+
+std::string prioritize(const BenchOptions& o, pid_t nginx_pgid) {
+  const SchedulingClass cls = scheduling_class(o);
+  if (cls == SchedulingClass::kNormal) return "normal (not changed)";
+  std::string error = prioritize_self(cls);
+  if (error.empty()) error = prioritize_process_group(nginx_pgid, cls);
+  const std::string what = cls == SchedulingClass::kFifo ? "SCHED_FIFO priority 10" : "nice -20";
+  return error.empty() ? what + " for the client (all threads) and nginx" : what + " failed: " + error;
+}
+
+Workloads make_workloads(const BenchOptions& o) {
+  const ObjectFile whole = whole_object(o.whole_bytes);
+  const ObjectFile checkpoint = checkpoint_object(o.checkpoint_bytes);
+  const bool need_whole = o.wants_workload("whole") || o.wants_workload("small");
+  if (need_whole && ensure_object_file(o.data_dir, whole)) std::fprintf(stderr, "wrote %s\n", whole.key.c_str());
+  if (o.wants_workload("checkpoint") && ensure_object_file(o.data_dir, checkpoint))
+    std::fprintf(stderr, "wrote %s\n", checkpoint.key.c_str());
+  return {make_whole(whole), make_checkpoint(checkpoint, false), make_checkpoint(checkpoint, true),
+          make_small(whole, o.small_reads)};
+}
+
+void describe_workloads(const Workloads& w, Facts* facts) {
+  for (const Workload* x : {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small}) {
+    facts->emplace("workload " + x->name,
+                   x->object.key + ": " + std::to_string(x->items.size()) + " items, " +
+                       std::to_string(x->bytes_useful) + " useful bytes, " + std::to_string(x->planned.size()) +
+                       " planned requests (part_size " + std::to_string(x->part_size) + ", max_gap " +
+                       std::to_string(x->max_gap) + "), " + std::to_string(x->per_item.size()) + " per item");
+  }
+}
+
+int run(const BenchOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  Facts facts = machine_facts();
+  // Pin first, so that every thread made later (ringfetch's engine thread, libcurl's resolver) inherits it.
+  const int cpus = usable_cpus();
+  if (cpus >= 2) pin_self(o.client_cpu);
+  prioritize_self(scheduling_class(o));
+  init_curl();
+  const Workloads w = make_workloads(o);
+  describe_workloads(w, &facts);
+  testing::NginxServer nginx(o.data_dir, testing::NginxOptions{.enable_ipv6 = false});
+  facts["pinning"] = pin(o, cpus, nginx.pid());
+  facts["scheduling"] = prioritize(o, nginx.pid());
+  ServerEndpoint server;
+  server.http_port = nginx.http_port();
+  server.https_port = nginx.https_port();
+  server.ca_file = nginx.ca_file().string();
+
+  std::vector<Cell> cells = make_cells(o, w);
+  std::vector<const Workload*> used;
+  uint64_t largest_object = 0;
+  for (const Cell& c : cells) {
+    used.push_back(c.workload);
+    largest_object = std::max(largest_object, c.workload->object.size);
+  }
+  if (cells.empty()) throw std::runtime_error("the filters leave nothing to run");
+  DestinationBuffer dest(largest_object);
+  RingfetchContender ringfetch(kEngineThreads, arena_bytes_for(used));
+  facts["ringfetch engine"] = ringfetch.describe() + ", " + std::to_string(kEngineThreads) + " engine thread";
+  Context ctx{o, server, dest, ringfetch};
+  warm_up(cells, ctx);
+  run_all(cells, ctx);
+
+  std::vector<CellReport> reports;
+  for (const Cell& c : cells) reports.push_back(c.report);
+  for (const CellReport& r : reports)
+    if (const ContenderRuns* raw = r.find("raw"); raw && !raw->runs.empty() && !raw->runs.back().detail.empty())
+      facts["tls"] = raw->runs.back().detail;
+  const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60;
+  facts["runtime_minutes"] = std::to_string(minutes);
+  for (const auto& [k, v] : facts) std::printf("%s: %s\n", k.c_str(), v.c_str());
+  std::printf("command: %s\n", o.command_line.c_str());
+  print_tables(stdout, reports);
+  const std::vector<TargetCheck> targets = check_targets(reports);
+  print_targets(stdout, targets);
+  if (!o.json_file.empty()) write_json(o.json_file, facts, o, reports, targets);
+  if (!o.plot_file.empty()) {
+    const std::string error = draw_plot(o.plot_file, reports, facts);
+    if (!error.empty()) std::fprintf(stderr, "ringfetch_bench: %s\n", error.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ringfetch::bench
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  const auto options = ringfetch::bench::parse_options(argc, argv, &exit_code);
+  if (!options) return exit_code;
+  try {
+    return ringfetch::bench::run(*options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ringfetch_bench: %s\n", e.what());
+    return 1;
+  }
+}
