@@ -9,6 +9,8 @@
 //  - userinfo is rejected and redacted from the error message (it may hold a password).
 #include "engine/url.hpp"
 
+#include "engine/message_text.hpp"
+
 #include <array>
 #include <initializer_list>
 #include <optional>
@@ -70,20 +72,7 @@ std::string quote_for_message(std::string_view text) {
       text = redacted;
     }
   }
-  std::string quoted;
-  for (size_t i = 0; i < text.size() && i < kMaxQuotedUrlBytes; ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte < 0x20 || byte == 0x7f) {
-      constexpr char kHexDigits[] = "0123456789abcdef";
-      quoted += "\\x";
-      quoted += kHexDigits[byte >> 4];
-      quoted += kHexDigits[byte & 0xf];
-    } else {
-      quoted += text[i];
-    }
-  }
-  if (text.size() > kMaxQuotedUrlBytes) quoted += "...";
-  return quoted;
+  return escape_for_message(text, kMaxQuotedUrlBytes);
 }
 
 // "bad URL '<text>': <reason pieces...>".

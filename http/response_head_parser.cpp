@@ -3,6 +3,8 @@
 // validated at once, so a malformed status line fails on its first line rather than after 16 KiB of garbage.
 #include "http/response_head_parser.hpp"
 
+#include "engine/message_text.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -60,23 +62,7 @@ bool parse_decimal(std::string_view text, uint64_t* value) {
 }
 
 // Text quoted in messages: control bytes escaped, long text cut.
-std::string quote(std::string_view text) {
-  std::string quoted = "'";
-  for (size_t i = 0; i < text.size() && i < kMaxQuotedBytes; ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte < 0x20 || byte == 0x7f) {
-      constexpr char kHexDigits[] = "0123456789abcdef";
-      quoted += "\\x";
-      quoted += kHexDigits[byte >> 4];
-      quoted += kHexDigits[byte & 0xf];
-    } else {
-      quoted += text[i];
-    }
-  }
-  if (text.size() > kMaxQuotedBytes) quoted += "...";
-  quoted += "'";
-  return quoted;
-}
+std::string quote(std::string_view text) { return "'" + engine::escape_for_message(text, kMaxQuotedBytes) + "'"; }
 
 Status malformed(std::string_view what) {
   return Status(ErrorKind::kIntegrity, "malformed HTTP response head: " + std::string(what));

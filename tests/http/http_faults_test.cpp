@@ -1,6 +1,5 @@
 // Faults no real server produces on demand, from our own loopback fault server: every one ends in the right bytes
 // or a clear error — never a hang, short data or a leaked descriptor.
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -17,14 +16,6 @@ using testing::FaultServer;
 
 constexpr uint64_t kObjectBytes = 4 << 20;
 constexpr uint64_t kSeed = 21;
-
-size_t open_fds() {
-  size_t n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (readdir(d) != nullptr) ++n;
-  closedir(d);
-  return n;
-}
 
 class HttpFaults : public ::testing::Test {
  protected:
@@ -76,11 +67,11 @@ class HttpFaults : public ::testing::Test {
     return Error(ErrorKind::kInvalidArgument, "");
   }
 
-  size_t fds_before_ = open_fds();  // before the server: its own descriptors are gone once it stops
+  std::ptrdiff_t fds_before_ = testing::open_fd_count();  // before the server: its own descriptors are gone once it stops
   FaultServer server_;
   void TearDown() override {
     server_.stop();
-    EXPECT_EQ(open_fds(), fds_before_);
+    EXPECT_EQ(testing::open_fd_count(), fds_before_);
   }
 };
 

@@ -1,6 +1,5 @@
 // Ranged fetches over HTTP and HTTPS against a real nginx on loopback: random plans compared byte for byte,
 // counters (requests, user-space copies), the 200-instead-of-206 path, TLS verification, IPv6, readers, errors.
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -16,14 +15,6 @@ namespace {
 
 using testing::HttpTestData;
 using testing::http_test_data;
-
-size_t open_fds() {
-  size_t n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (readdir(d) != nullptr) ++n;
-  closedir(d);
-  return n;
-}
 
 void expect_pattern(const ItemView& item, uint64_t seed) {
   auto expected = testing::pattern_slice(item.offset(), item.size(), seed);
@@ -270,7 +261,7 @@ TEST(HttpFetch, ErrorsNameTheProblem) {
 
 TEST(HttpFetch, ConnectionsAndDescriptorsAreReleased) {
   auto& data = http_test_data();
-  const size_t before = open_fds();
+  const std::ptrdiff_t before = testing::open_fd_count();
   {
     Engine engine({.threads = 2, .arena_bytes = 32 << 20});
     StoreOptions options;
@@ -281,7 +272,7 @@ TEST(HttpFetch, ConnectionsAndDescriptorsAreReleased) {
     plan.add("blob", 0, 24 << 20);
     fetch_and_verify(store, plan);
   }
-  EXPECT_EQ(open_fds(), before);
+  EXPECT_EQ(testing::open_fd_count(), before);
 }
 
 }  // namespace

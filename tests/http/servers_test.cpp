@@ -54,10 +54,6 @@ std::string pattern_string(uint64_t offset, uint64_t length, uint64_t seed) {
 
 bool process_group_gone(pid_t pgid) { return ::kill(-pgid, 0) == -1 && errno == ESRCH; }
 
-std::ptrdiff_t open_fd_count() {
-  return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator());
-}
-
 // ---- a blocking loopback client ------------------------------------------------------------------------------------
 
 enum class End { kOpen, kEof, kReset, kTimeout, kOtherError };

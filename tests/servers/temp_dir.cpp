@@ -181,4 +181,8 @@ void write_pattern_file(const std::filesystem::path& path, uint64_t size, uint64
   file.close();
 }
 
+std::ptrdiff_t open_fd_count() {
+  return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator());
+}
+
 }  // namespace ringfetch::testing

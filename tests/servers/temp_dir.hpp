@@ -40,6 +40,8 @@ void write_file(const std::filesystem::path& path, std::string_view text);
 
 // Whole file contents. Throws std::system_error on failure.
 std::string read_file(const std::filesystem::path& path);
+// Descriptors this process has open (entries of /proc/self/fd): tests check that work leaks none.
+std::ptrdiff_t open_fd_count();
 
 // The last `max_bytes` of a file (all of it if shorter); "" if it cannot be read. For failure messages.
 std::string tail_of_file(const std::filesystem::path& path, std::size_t max_bytes);
