@@ -122,6 +122,9 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
 }
 
 Engine::~Engine() {
+  // Ask every worker to stop before joining any: each drains its own work, and work finishing on one may need
+  // another to tidy up.
+  for (auto& w : impl_->workers) w->request_stop();
   for (auto& w : impl_->workers) w->stop();
   impl_->workers.clear();
 }

@@ -29,16 +29,26 @@ std::unique_ptr<Worker> Worker::start(unsigned id, BackendKind kind, const LoopO
 
 Worker::~Worker() { stop(); }
 
+void Worker::request_stop() {
+  stopping_.store(true);
+  if (loop_) loop_->wake();
+}
+
 void Worker::stop() {
   if (!thread_.joinable()) return;
-  stopping_.store(true);
-  loop_->wake();
+  request_stop();
   thread_.join();
 }
 
 void Worker::post(std::function<void()> task) {
   {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    if (exited_) {
+      // The loop is gone (engine shutdown): run on the caller, as the loop would have run it before exiting.
+      lock.unlock();
+      task();
+      return;
+    }
     tasks_.push_back(std::move(task));
   }
   // A post from the worker itself needs no wake-up: its loop runs queued tasks before it waits again.
@@ -83,6 +93,15 @@ void Worker::run() {
     }
     loop_->run_once(ran_tasks ? 0 : (stopping_.load() ? 10'000'000 : kIdleWaitNs));
   }
+  // From here on post() runs tasks on its caller: another worker still draining may tear down objects that ask this
+  // one to clean up (an HTTP pool closing its idle connections), and must not wait for a loop that has ended.
+  std::vector<std::function<void()>> late;
+  {
+    std::lock_guard lock(mutex_);
+    exited_ = true;
+    late.swap(tasks_);
+  }
+  for (auto& task : late) task();
 }
 
 }  // namespace ringfetch::engine

@@ -47,6 +47,8 @@ class Worker {
     scratch_index_ = buf_index;
   }
 
+  // Asks the loop to finish (it drains its work first); stop() also joins the thread.
+  void request_stop();
   void stop();
 
  private:
@@ -58,6 +60,7 @@ class Worker {
   std::unique_ptr<IoLoop> loop_;
   std::mutex mutex_;
   std::vector<std::function<void()>> tasks_;
+  bool exited_ = false;  // the loop has ended; guarded by mutex_
   std::atomic<bool> stopping_{false};
   std::span<std::byte> scratch_;
   int32_t scratch_index_ = -1;

@@ -597,14 +597,17 @@ HttpClient::HttpClient(Engine::Impl& engine, Endpoint endpoint, HttpOptions opti
     : engine_(engine), endpoint_(std::move(endpoint)), options_(std::move(options)), tls_(std::move(tls)) {
   const auto workers = static_cast<unsigned>(engine_.workers.size());
   per_worker_ = std::max(1u, (std::max(1u, options_.connections) + workers - 1) / workers);
-  for (unsigned i = 0; i < workers; ++i) pools_.push_back(std::make_unique<Pool>());
+  for (unsigned i = 0; i < workers; ++i) pools_.push_back(std::make_shared<Pool>());
   if (options_.max_attempts == 0) options_.max_attempts = 1;
 }
 
 HttpClient::~HttpClient() {
+  // Idle connections belong to their workers' threads: each pool is handed to its worker to close, without
+  // waiting. (This may run on another worker, which must never block on a peer that is itself shutting down.)
   for (auto& worker : engine_.workers) {
-    Pool* pool = pools_[worker->id()].get();
-    worker->call([pool] { pool->idle.clear(); });
+    std::shared_ptr<Pool> pool = std::move(pools_[worker->id()]);
+    if (worker->on_worker_thread()) pool->idle.clear();
+    else worker->post([pool] { pool->idle.clear(); });
   }
 }
 

@@ -95,7 +95,7 @@ class HttpClient {
   HttpOptions options_;
   std::shared_ptr<TlsContext> tls_;
   unsigned per_worker_ = 1;
-  std::vector<std::unique_ptr<Pool>> pools_;
+  std::vector<std::shared_ptr<Pool>> pools_;
 };
 
 // Default classification used when a call has no hook: 5xx and 429 are worth retrying.

@@ -1,9 +1,8 @@
 // `ringfetch cat OBJECT_URL [--range A-B]`: writes an object, or bytes A..B of it (inclusive, as HTTP ranges
-// are written), to stdout. The object URL is split at its last '/': the store root is everything before it and
-// the key is the last path component (file:///tmp/x/blob -> root file:///tmp/x, key blob; the same for
-// direct://, http(s):// and s3://). A whole object is streamed with Store::reader; a range is fetched as a plan
-// of kRangePieceBytes items so that a range of any length flows through a small arena. The arena is small on
-// purpose: printing a few bytes must not fault in hundreds of MiB first.
+// are written), to stdout. The object URL is split at its last '/' into store root and key (object_url.hpp),
+// for file://, direct://, http(s):// and s3:// alike. A whole object is streamed with Store::reader; a range is
+// fetched as a plan of kRangePieceBytes items so that a range of any length flows through a small arena. The
+// arena is small on purpose: printing a few bytes must not fault in hundreds of MiB first.
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,13 +16,15 @@
 
 #include "command_line.hpp"
 #include "commands.hpp"
+#include "connection_options.hpp"
+#include "object_url.hpp"
 #include "ringfetch/ringfetch.hpp"
 
 namespace ringfetch::cli {
 namespace {
 
 constexpr char kCatHelp[] =
-    "usage: ringfetch cat OBJECT_URL [--range A-B]\n"
+    "usage: ringfetch cat OBJECT_URL [--range A-B] [connection options]\n"
     "\n"
     "Writes the object to stdout, or only bytes A through B (inclusive, as in an HTTP Range header; 'A-' means\n"
     "from A to the end; B past the end is clamped to the last byte).\n"
@@ -33,7 +34,8 @@ constexpr char kCatHelp[] =
     "  http://host:8080/dir/obj  -> root http://host:8080/dir, key obj\n"
     "\n"
     "options:\n"
-    "  --range A-B   byte range to write (default: the whole object)\n";
+    "  --range A-B   byte range to write (default: the whole object)\n"
+    "\n";
 
 constexpr uint64_t kCatArenaBytes = uint64_t{32} << 20;
 constexpr uint64_t kRangePieceBytes = uint64_t{4} << 20;  // one plan item; requests still coalesce them
@@ -41,29 +43,10 @@ constexpr uint64_t kRangePieceBytes = uint64_t{4} << 20;  // one plan item; requ
 constexpr uint64_t kArenaSlackBytes = uint64_t{1} << 20;
 constexpr uint64_t kSmallCatArenaBytes = uint64_t{2} << 20;
 
-struct ObjectUrl {
-  std::string root;
-  std::string key;
-};
-
 struct ByteRange {
   uint64_t first = 0;
   std::optional<uint64_t> last;  // inclusive; nullopt: to the end
 };
-
-// Splits at the last '/'. When that '/' is the one that starts the path ("file:///blob"), the root keeps it.
-ObjectUrl split_object_url(std::string_view url) {
-  const size_t scheme_end = url.find("://");
-  const size_t slash = url.rfind('/');
-  const auto bad = [&](const std::string& why) {
-    return Error(ErrorKind::kInvalidArgument, "bad object URL '" + std::string(url) + "': " + why);
-  };
-  if (scheme_end == std::string_view::npos) throw bad("expected scheme://root/key, e.g. file:///dir/object");
-  if (slash < scheme_end + 3) throw bad("no key after the store root (expected scheme://root/key)");
-  if (slash + 1 == url.size()) throw bad("it ends with '/', so it names no object");
-  const bool path_starts_here = slash == scheme_end + 3;
-  return {std::string(url.substr(0, path_starts_here ? slash + 1 : slash)), std::string(url.substr(slash + 1))};
-}
 
 std::optional<uint64_t> parse_offset(std::string_view text) {
   uint64_t value = 0;
@@ -127,11 +110,11 @@ uint64_t arena_for(const std::optional<ByteRange>& range) {
   return std::clamp(length + 1 + kArenaSlackBytes, kSmallCatArenaBytes, kCatArenaBytes);
 }
 
-void cat(const ObjectUrl& object, const std::optional<ByteRange>& range) {
+void cat(const ObjectUrl& object, const std::optional<ByteRange>& range, const StoreOptions& options) {
   EngineOptions engine_options;
   engine_options.arena_bytes = arena_for(range);
   Engine engine(engine_options);
-  Store store = Store::open(object.root, engine);
+  Store store = Store::open(object.root, engine, options);
   if (!range) return cat_whole(store, object.key);
   const uint64_t size = store.size(object.key);
   if (range->first >= size) {
@@ -148,15 +131,16 @@ void cat(const ObjectUrl& object, const std::optional<ByteRange>& range) {
 int run_cat(const Arguments& args) {
   if (wants_help(args)) {
     std::fputs(kCatHelp, stdout);
+    std::fputs(kConnectionHelp, stdout);
     return 0;
   }
-  const CommandLine line("ringfetch cat", args, {{"--range", true}});
+  const CommandLine line("ringfetch cat", args, with_connection_options({{"--range", true}}));
   line.expect_positional({"OBJECT_URL"});
   std::optional<ByteRange> range;
   if (std::optional<std::string_view> text = line.value("--range")) range = parse_range(line, *text);
   const ObjectUrl object = split_object_url(line.positional()[0]);
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe becomes EPIPE from write(2), handled above
-  cat(object, range);
+  cat(object, range, connection_options(line));
   return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace ringfetch::cli {
 namespace {
@@ -28,8 +29,8 @@ uint64_t suffix_multiplier(std::string_view suffix) {
 }  // namespace
 
 CommandLine::CommandLine(std::string_view command, const std::vector<std::string_view>& args,
-                         std::initializer_list<OptionSpec> options)
-    : command_(command), specs_(options) {
+                         std::vector<OptionSpec> options)
+    : command_(command), specs_(std::move(options)) {
   bool options_ended = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string_view word = args[i];
@@ -58,7 +59,9 @@ CommandLine::CommandLine(std::string_view command, const std::vector<std::string
 }
 
 const OptionSpec* CommandLine::find_spec(std::string_view name) const {
-  auto it = std::find_if(specs_.begin(), specs_.end(), [&](const OptionSpec& s) { return s.name == name; });
+  auto it = std::find_if(specs_.begin(), specs_.end(), [&](const OptionSpec& s) {
+    return s.name == name || (!s.alias.empty() && s.alias == name);
+  });
   return it == specs_.end() ? nullptr : &*it;
 }
 

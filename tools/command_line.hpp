@@ -23,14 +23,15 @@ class UsageError : public std::runtime_error {
 struct OptionSpec {
   std::string_view name;  // with the leading "--"
   bool takes_value = false;
+  std::string_view alias = {};  // another spelling ("--endpoint" for "--endpoint-url"); reported as `name`
 };
 
 class CommandLine {
  public:
   // Parses `args` (the words after the subcommand name). `command` names the subcommand in messages
-  // ("ringfetch load"). "--name value" and "--name=value" are both accepted; "--" ends the options.
-  CommandLine(std::string_view command, const std::vector<std::string_view>& args,
-              std::initializer_list<OptionSpec> options);
+  // ("ringfetch load"). "--name value" and "--name=value" are both accepted; "--" ends the options. `options` is
+  // usually a braced list; commands that share options (connection_options.hpp) build it as a vector.
+  CommandLine(std::string_view command, const std::vector<std::string_view>& args, std::vector<OptionSpec> options);
 
   bool has(std::string_view name) const;
   std::optional<std::string_view> value(std::string_view name) const;

@@ -12,5 +12,9 @@ using Arguments = std::vector<std::string_view>;
 int run_demo(const Arguments& args);
 int run_load(const Arguments& args);
 int run_cat(const Arguments& args);
+int run_get(const Arguments& args);
+int run_put(const Arguments& args);
+int run_ls(const Arguments& args);
+int run_rm(const Arguments& args);
 
 }  // namespace ringfetch::cli

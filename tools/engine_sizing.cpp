@@ -1,4 +1,4 @@
-// default_engine_threads: std::thread::hardware_concurrency() may report 0 when unknown; that means one thread.
+// Engine sizing. std::thread::hardware_concurrency() may report 0 when unknown; that means one thread.
 #include "engine_sizing.hpp"
 
 #include <algorithm>
@@ -8,6 +8,14 @@ namespace ringfetch::cli {
 
 unsigned default_engine_threads() {
   return std::clamp(std::thread::hardware_concurrency(), 1u, kMaxDefaultThreads);
+}
+
+EngineOptions client_engine_options() {
+  EngineOptions options;
+  options.threads = default_engine_threads();
+  options.arena_bytes = kTokenArenaBytes;
+  options.prefault = false;
+  return options;
 }
 
 }  // namespace ringfetch::cli

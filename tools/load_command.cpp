@@ -13,6 +13,7 @@
 #include "byte_units.hpp"
 #include "command_line.hpp"
 #include "commands.hpp"
+#include "connection_options.hpp"
 #include "engine_sizing.hpp"
 #include "plan_file.hpp"
 #include "ringfetch/ringfetch.hpp"
@@ -23,7 +24,7 @@ namespace {
 
 constexpr char kLoadHelp[] =
     "usage: ringfetch load ROOT --plan FILE [--json] [--threads N] [--arena-mib N] [--part-size BYTES]\n"
-    "                      [--max-gap BYTES]\n"
+    "                      [--max-gap BYTES] [connection options]\n"
     "\n"
     "Loads the items of a plan file from the store ROOT (file:///dir, direct:///dir, http(s)://host/prefix,\n"
     "s3://bucket/prefix) and prints items, bytes, requests, over-fetch (bytes fetched - bytes requested), GB/s,\n"
@@ -39,7 +40,8 @@ constexpr char kLoadHelp[] =
     "  --arena-mib N      registered memory for items in flight (default: the plan's size, at most 256 MiB,\n"
     "                     and at least the largest item)\n"
     "  --part-size BYTES  longest single request (default: the source's, 8 MiB); K, M, G suffixes allowed\n"
-    "  --max-gap BYTES    read gaps up to this size rather than issue another request (default: the source's)\n";
+    "  --max-gap BYTES    read gaps up to this size rather than issue another request (default: the source's)\n"
+    "\n";
 
 constexpr uint64_t kMaxThreads = 64;
 constexpr uint64_t kDefaultArenaBytes = uint64_t{256} << 20;
@@ -58,14 +60,15 @@ struct LoadOptions {
 
 LoadOptions parse_load_options(const Arguments& args) {
   const CommandLine line("ringfetch load", args,
-                         {{"--plan", true}, {"--json", false}, {"--threads", true}, {"--arena-mib", true},
-                          {"--part-size", true}, {"--max-gap", true}});
+                         with_connection_options({{"--plan", true}, {"--json", false}, {"--threads", true},
+                                                  {"--arena-mib", true}, {"--part-size", true}, {"--max-gap", true}}));
   line.expect_positional({"ROOT (the store root URL)"});
   if (!line.has("--plan")) line.fail("missing --plan FILE");
   LoadOptions options;
   options.root = std::string(line.positional()[0]);
   options.plan_path = std::string(*line.value("--plan"));
   options.json = line.has("--json");
+  options.store = connection_options(line);
   options.threads = static_cast<unsigned>(line.number("--threads", default_engine_threads(), 1, kMaxThreads));
   options.arena_mib = line.number("--arena-mib", 0, 1, kMaxArenaMiB);
   options.store.part_size = line.byte_count("--part-size", StoreOptions::kSourceDefault, 1, UINT64_MAX - 1);
@@ -127,6 +130,7 @@ std::string plan_label(const std::string& path) {
 int run_load(const Arguments& args) {
   if (wants_help(args)) {
     std::fputs(kLoadHelp, stdout);
+    std::fputs(kConnectionHelp, stdout);
     return 0;
   }
   const LoadOptions options = parse_load_options(args);

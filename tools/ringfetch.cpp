@@ -1,6 +1,6 @@
-// The `ringfetch` command: dispatches to a subcommand (demo, load, cat) and turns what escapes it into the
-// program's contract with shells and scripts: usage mistakes -> one line on stderr and exit 2, runtime failures
-// -> "ringfetch: <message>" and exit 1, success -> 0. The subcommands use only the public API.
+// The `ringfetch` command: dispatches to a subcommand (demo, load, cat, get, put, ls, rm) and turns what escapes
+// it into the program's contract with shells and scripts: usage mistakes -> one line on stderr and exit 2,
+// runtime failures -> "ringfetch: <message>" and exit 1, success -> 0. The subcommands use only the public API.
 #include <cstdio>
 #include <exception>
 #include <string_view>
@@ -24,6 +24,10 @@ constexpr char kProgramHelp[] =
     "  demo   generate a checkpoint-like file locally, load it through file:// and verify every byte\n"
     "  load   load the items of a JSON plan file from a store root and report speed and counters\n"
     "  cat    write an object (or a byte range of it) to stdout\n"
+    "  get    download an object into a file with parallel ranged reads\n"
+    "  put    upload a file to S3 (multipart with parallel parts for large files)\n"
+    "  ls     list the objects under an s3:// prefix with their sizes\n"
+    "  rm     delete S3 objects\n"
     "\n"
     "Run 'ringfetch <command> --help' for a command's options.\n"
     "Exit status: 0 on success, 1 when the work failed, 2 when the command line is wrong.\n";
@@ -39,8 +43,12 @@ int dispatch(const Arguments& words) {
   if (command == "demo") return run_demo(rest);
   if (command == "load") return run_load(rest);
   if (command == "cat") return run_cat(rest);
+  if (command == "get") return run_get(rest);
+  if (command == "put") return run_put(rest);
+  if (command == "ls") return run_ls(rest);
+  if (command == "rm") return run_rm(rest);
   throw UsageError("ringfetch: unknown command '" + std::string(command) +
-                   "' (expected demo, load or cat; see 'ringfetch --help')");
+                   "' (expected demo, load, cat, get, put, ls or rm; see 'ringfetch --help')");
 }
 
 int run(const Arguments& words) {

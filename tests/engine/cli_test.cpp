@@ -1,18 +1,12 @@
 // Tests of the `ringfetch` command-line program, run as a separate process (RINGFETCH_CLI_PATH) with its stdout,
 // stderr and exit status captured: the demo end to end, `load --json` counts against a plan whose distinct bytes
 // are known, `cat` output against the file, and the usage (exit 2) and runtime (exit 1) errors with messages
-// that name the problem. Self-contained (no test-server helpers) so that it also builds on its own.
-#include <fcntl.h>
+// that name the problem. The program is run through servers/run_cli.hpp.
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -25,29 +19,20 @@
 
 #include <nlohmann/json.hpp>
 
-#ifndef RINGFETCH_CLI_PATH
-#error "RINGFETCH_CLI_PATH must name the ringfetch binary under test"
-#endif
-
-extern char** environ;
+#include "servers/run_cli.hpp"
 
 namespace ringfetch {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::CliResult;
+using testing::describe;
+using testing::run_cli;
 
-constexpr auto kCliTimeout = std::chrono::seconds(180);  // the 64 MiB demo takes a few seconds
 constexpr int kExitRuntimeError = 1;
 constexpr int kExitUsage = 2;
 constexpr uint64_t kBlobBytes = (3 << 20) + 12345;  // not a multiple of any block size
-constexpr size_t kReadChunk = 64 << 10;
-
-struct CliResult {
-  int exit_code = -1;  // -1 when killed by a signal
-  std::string out;
-  std::string err;
-};
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents at the end of the test.
 class ScratchDir {
@@ -67,79 +52,6 @@ class ScratchDir {
  private:
   fs::path path_;
 };
-
-void set_nonblocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-// Drains both pipes until the child closes them (or the deadline passes); returns false on timeout.
-bool drain_pipes(int out_fd, int err_fd, CliResult* result) {
-  const auto deadline = std::chrono::steady_clock::now() + kCliTimeout;
-  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
-  std::string* sinks[2] = {&result->out, &result->err};
-  int open_count = 2;
-  char buffer[kReadChunk];
-  while (open_count > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    if (poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) return false;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-      if (n > 0) {
-        sinks[i]->append(buffer, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EAGAIN) {
-        fds[i].fd = -1;  // poll ignores negative descriptors
-        --open_count;
-      }
-    }
-  }
-  return true;
-}
-
-// Runs the CLI with `args`, capturing stdout and stderr. A CLI that hangs is killed and fails the test.
-CliResult run_cli(const std::vector<std::string>& args) {
-  std::vector<std::string> words = {RINGFETCH_CLI_PATH};
-  words.insert(words.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& word : words) argv.push_back(word.data());
-  argv.push_back(nullptr);
-
-  int out_pipe[2];
-  int err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  pid_t pid = -1;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  CliResult result;
-  if (spawned != 0) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    ADD_FAILURE() << "cannot start " << argv[0] << ": " << strerror(spawned);
-    return result;
-  }
-  set_nonblocking(out_pipe[0]);
-  set_nonblocking(err_pipe[0]);
-  if (!drain_pipes(out_pipe[0], err_pipe[0], &result)) {
-    kill(pid, SIGKILL);
-    ADD_FAILURE() << "ringfetch did not finish within " << kCliTimeout.count() << " s; stderr so far: " << result.err;
-  }
-  close(out_pipe[0]);
-  close(err_pipe[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string describe(const CliResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out + "\n--- stderr ---\n" + r.err;
-}
 
 size_t line_count(const std::string& text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
 

@@ -275,5 +275,21 @@ TEST(HttpFetch, ConnectionsAndDescriptorsAreReleased) {
   EXPECT_EQ(testing::open_fd_count(), before);
 }
 
+// The last reference to a fetch (and with it the store's connection pools) can drop on any engine thread while
+// the engine is shutting down; tearing down must never wait on a thread that has already stopped.
+TEST(HttpFetch, ShutdownRightAfterAFetchNeverHangs) {
+  auto& data = http_test_data();
+  for (int round = 0; round < 30; ++round) {
+    Engine engine({.threads = 2, .arena_bytes = 8 << 20, .prefault = false});
+    StoreOptions options;
+    options.http.connections = 4;
+    options.part_size = 64 << 10;
+    Store store = Store::open(data.http_root(), engine, options);
+    Plan plan;
+    plan.add("small", 0, 256 << 10);
+    store.fetch(plan).wait();
+  }
+}
+
 }  // namespace
 }  // namespace ringfetch

@@ -1,0 +1,29 @@
+// Runs the `ringfetch` program under test (RINGFETCH_CLI_PATH) as a separate process with its stdout, stderr and
+// exit status captured, for the CLI tests of every layer. A run that does not finish within kCliTimeout is killed
+// and fails the test.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ringfetch::testing {
+
+inline constexpr auto kCliTimeout = std::chrono::seconds(180);  // the 64 MiB demo takes a few seconds
+
+struct CliResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs the CLI with `args` in the test's own environment.
+CliResult run_cli(const std::vector<std::string>& args);
+// Runs the CLI with `args` and exactly `environment` as its environment (nothing is inherited).
+CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment);
+
+// "exit N", then stdout and stderr, for failure messages.
+std::string describe(const CliResult& result);
+
+}  // namespace ringfetch::testing
