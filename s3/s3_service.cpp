@@ -123,6 +123,16 @@ Status S3Service::create(Engine::Impl& engine, const S3Options& options, const H
       return Status(ErrorKind::kInvalidArgument, "S3 endpoints mix path-style and virtual-host addressing: '" +
                                                      service->endpoints_.front()->text + "' and '" + text + "'");
     }
+    // prepare() builds one request path for every endpoint, so they must agree on the path below the host.
+    auto base_path = [](std::string path) {
+      while (!path.empty() && path.back() == '/') path.pop_back();
+      return path;
+    };
+    if (!service->endpoints_.empty() &&
+        base_path(service->endpoints_.front()->url.path) != base_path(state->url.path)) {
+      return Status(ErrorKind::kInvalidArgument, "S3 endpoints differ in their path: '" +
+                                                     service->endpoints_.front()->text + "' and '" + text + "'");
+    }
     if (state->url.scheme == "https") {
       http::TlsOptions tls_options;
       tls_options.verify = http.verify_tls;
@@ -169,7 +179,8 @@ http::HttpClient* S3Service::client_for(size_t index, const std::string& bucket,
 void S3Service::prepare(http::HttpCall& call, const std::string& bucket, const std::string& key, QueryParams query,
                         std::string payload_sha256) {
   const EndpointState& first = *endpoints_.front();
-  std::string prefix = first.url.path == "/" ? std::string() : first.url.path;
+  std::string prefix = first.url.path;  // "http://host/s3/" and "http://host/s3" both put requests under /s3/
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
   std::string raw_path = prefix + (first.path_style ? "/" + bucket : std::string());
   if (!key.empty() || !first.path_style) raw_path += "/" + key;
   SignableRequest shape;

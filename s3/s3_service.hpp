@@ -37,7 +37,9 @@ class S3Service {
   void prepare(http::HttpCall& call, const std::string& bucket, const std::string& key, QueryParams query,
                std::string payload_sha256 = std::string(kUnsignedPayload));
 
-  // Runs a prepared call: picks an endpoint by policy, accounts for it, marks it down on network failure.
+  // Runs a prepared call: picks an endpoint by policy, accounts for it, marks it down on network failure
+  // (refused, reset, timed out once its attempts there are spent) and then moves the call to an endpoint it has not
+  // tried yet, so one dead endpoint among several does not fail the call. S3 error answers never move a call.
   void start(engine::Worker& worker, http::HttpCall* call, const std::string& bucket);
   Status execute(http::HttpCall& call, const std::string& bucket);
   // Runs prepared calls with at most `parallel` in flight (from a non-engine thread); returns the first error.
@@ -52,9 +54,15 @@ class S3Service {
 
  private:
   struct EndpointState;
+  struct Route;
   S3Service(Engine::Impl& engine, S3Options options, HttpOptions http);
-  size_t pick_endpoint();
-  http::HttpClient& client_for(size_t endpoint, const std::string& bucket, Status* status);
+  // By policy among the endpoints not in `tried`, preferring those not cooling down.
+  size_t pick_endpoint(const std::vector<size_t>& tried);
+  // nullptr (and *status) when the endpoint's host does not resolve; a failed resolution is not cached.
+  http::HttpClient* client_for(size_t endpoint, const std::string& bucket, Status* status);
+  void dispatch(engine::Worker& worker, http::HttpCall* call, Route& route);
+  void on_endpoint_done(engine::Worker& worker, http::HttpCall* call, const std::shared_ptr<Route>& route,
+                        const Status& status);
 
   Engine::Impl& engine_;
   S3Options options_;

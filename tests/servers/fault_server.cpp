@@ -1,8 +1,9 @@
 // FaultServer (see fault_server.hpp). One epoll loop on one thread owns every connection; the test thread only
 // touches the fault script, the log and the counters, under one mutex. Each connection is an explicit state
 // machine: read a head -> build the whole answer for it (normal reply, then the fault's changes) -> write it ->
-// keep alive, close, reset, or stall, as the answer says. Everything is bounded: connections, head size, log length,
-// bytes per send() call, and the wait for a reset to drain.
+// keep alive, close, reset, or stall, as the answer says. A request body is read in full (hashed and counted, kept
+// only when small enough to be an XML document) before the answer is built. Everything is bounded: connections, head
+// and body size, retained body bytes, log length, bytes per send() call, and the wait for a reset to drain.
 #include "servers/fault_server.hpp"
 
 #include <arpa/inet.h>
@@ -15,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -23,6 +26,7 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <stdexcept>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -38,6 +42,11 @@ constexpr std::size_t kMaxSendBytes = 1 << 20;
 // kOversizedHead: more than the 64 KiB a client may allow for a response head.
 constexpr std::size_t kOversizedHeadBytes = 64 * 1024 + 1024;
 constexpr std::size_t kFillerValueBytes = 100;
+// Request bodies are kept (for CompleteMultipartUpload's XML) up to this size; larger ones are only hashed.
+constexpr std::size_t kMaxRetainedBodyBytes = 1 << 20;
+// Multipart mode: S3's limits on part numbers.
+constexpr uint64_t kMaxPartNumber = 10000;
+constexpr std::string_view kEmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 // kResetMidBody: wait (bounded) until the peer has acknowledged what was sent, so the RST cannot discard it.
 constexpr auto kResetDrainTimeout = std::chrono::seconds(1);
 constexpr int kDrainPollMs = 1;
@@ -107,6 +116,62 @@ std::optional<LoggedRequest> parse_request_head(std::string_view head) {
   return request;
 }
 
+// ---- targets -----------------------------------------------------------------------------------------------------
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// %XX decoded; a malformed escape is kept as it is.
+std::string percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+// A request target split into its decoded path and decoded query parameters ("uploads" alone has an empty value).
+struct Target {
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;
+
+  const std::string* param(std::string_view name) const {
+    for (const auto& [n, v] : query) {
+      if (n == name) return &v;
+    }
+    return nullptr;
+  }
+};
+
+Target parse_target(std::string_view target) {
+  Target out;
+  std::size_t question = target.find('?');
+  out.path = percent_decode(target.substr(0, question));
+  if (question == std::string_view::npos) return out;
+  std::string_view rest = target.substr(question + 1);
+  while (!rest.empty()) {
+    std::size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    std::size_t eq = pair.find('=');
+    if (!pair.empty()) {
+      out.query.emplace_back(percent_decode(pair.substr(0, eq)),
+                             eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
+    }
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+  }
+  return out;
+}
+
 // ---- ranges ------------------------------------------------------------------------------------------------------
 
 enum class RangeKind { kNone, kRange, kUnsatisfiable };
@@ -142,12 +207,14 @@ RangeRequest parse_range(const std::optional<std::string>& header, uint64_t size
 std::string_view reason_phrase(int status) {
   switch (status) {
     case 200: return "OK";
+    case 204: return "No Content";
     case 206: return "Partial Content";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
     case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -162,6 +229,7 @@ std::string default_s3_code(int status) {
     case 400: return "InvalidRequest";
     case 403: return "AccessDenied";
     case 404: return "NoSuchKey";
+    case 413: return "EntityTooLarge";
     case 500: return "InternalError";
     case 503: return "SlowDown";
     default: return "InjectedFault";
@@ -173,6 +241,10 @@ std::string s3_message(std::string_view code) {
   if (code == "InternalError") return "We encountered an internal error. Please try again.";
   if (code == "PreconditionFailed") return "At least one of the pre-conditions you specified did not hold";
   if (code == "InvalidRange") return "The requested range is not satisfiable";
+  if (code == "NoSuchUpload") return "The specified upload does not exist.";
+  if (code == "InvalidPart") return "One or more of the specified parts could not be found.";
+  if (code == "InvalidPartOrder") return "The list of parts was not in ascending order.";
+  if (code == "MalformedXML") return "The XML you provided was not well-formed.";
   return "Injected by the ringfetch test FaultServer";
 }
 
@@ -196,6 +268,76 @@ Reply error_reply(int status, std::string code, const std::string& request_id) {
   return reply;
 }
 
+// A 200 (or 204) answer with an S3 XML document, or none.
+Reply xml_reply(int status, std::string document) {
+  Reply reply;
+  reply.status = status;
+  if (!document.empty()) {
+    reply.text_body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" + std::move(document);
+    reply.headers = {{"Content-Type", "application/xml"}};
+  }
+  reply.content_length = reply.text_body.size();
+  return reply;
+}
+
+std::string xml_escape(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// The five predefined entities; enough for the documents S3 clients send.
+std::string xml_unescape(std::string_view text) {
+  static constexpr std::pair<std::string_view, char> kEntities[] = {
+      {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+  std::string out;
+  while (!text.empty()) {
+    bool replaced = false;
+    for (const auto& [entity, c] : kEntities) {
+      if (text.starts_with(entity)) {
+        out.push_back(c);
+        text.remove_prefix(entity.size());
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) {
+      out.push_back(text.front());
+      text.remove_prefix(1);
+    }
+  }
+  return out;
+}
+
+// Text of the first <name>...</name> in `xml` at or after `from`; `*end` is set past it. No nesting, attributes or
+// CDATA: the CompleteMultipartUpload document has none of them.
+std::optional<std::string> xml_element(std::string_view xml, std::string_view name, std::size_t from,
+                                       std::size_t* end) {
+  const std::string open = "<" + std::string(name) + ">";
+  const std::string close = "</" + std::string(name) + ">";
+  std::size_t start = xml.find(open, from);
+  if (start == std::string_view::npos) return std::nullopt;
+  start += open.size();
+  std::size_t stop = xml.find(close, start);
+  if (stop == std::string_view::npos) return std::nullopt;
+  if (end != nullptr) *end = stop + close.size();
+  return xml_unescape(xml.substr(start, stop - start));
+}
+
+std::string unquoted(std::string_view etag) {
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') etag = etag.substr(1, etag.size() - 2);
+  return std::string(etag);
+}
+
 std::string etag_for(uint64_t generation) { return "\"ringfetch-fault-" + std::to_string(generation) + "\""; }
 
 std::string content_range(int64_t first, int64_t last, uint64_t size) {
@@ -216,7 +358,9 @@ bool if_match_fails(const LoggedRequest& request, const std::string& etag) {
 
 std::string render_head(const Reply& reply) {
   std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " + std::string(reason_phrase(reply.status)) +
-                     "\r\nContent-Length: " + std::to_string(reply.content_length) + "\r\n";
+                     "\r\n";
+  // RFC 9110: no Content-Length in a 204.
+  if (reply.status != 204) head += "Content-Length: " + std::to_string(reply.content_length) + "\r\n";
   for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
   return head;  // without the blank line, so faults can still add headers
 }
@@ -238,7 +382,7 @@ std::string garbage_bytes() {
 
 // ---- connections -------------------------------------------------------------------------------------------------
 
-enum class ConnState { kReadingHead, kWriting, kStalled, kDrainingForReset, kClosed };
+enum class ConnState { kReadingHead, kReadingBody, kWriting, kStalled, kDrainingForReset, kClosed };
 enum class AfterSend { kKeepAlive, kClose, kReset, kStall };
 enum class CloseMode { kPlain, kGraceful, kReset };
 
@@ -251,6 +395,51 @@ struct Wire {
   bool close_now = false;  // kCloseIdle: nothing is sent at all
 };
 
+struct DigestDeleter {
+  void operator()(EVP_MD_CTX* context) const { EVP_MD_CTX_free(context); }
+};
+
+const EVP_MD* sha256_digest() {
+  static EVP_MD* const digest = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (digest == nullptr) throw std::runtime_error("FaultServer: OpenSSL has no SHA256");
+  return digest;
+}
+
+// SHA-256 of a request body, fed as the bytes arrive. Costs nothing for the common request without a body.
+class BodyHasher {
+ public:
+  void reset() { started_ = false; }
+  void update(std::string_view bytes) {
+    if (bytes.empty()) return;
+    if (!started_) {
+      if (!context_) context_.reset(EVP_MD_CTX_new());
+      if (!context_ || EVP_DigestInit_ex(context_.get(), sha256_digest(), nullptr) != 1) {
+        throw std::runtime_error("FaultServer: SHA-256 init failed");
+      }
+      started_ = true;
+    }
+    EVP_DigestUpdate(context_.get(), bytes.data(), bytes.size());
+  }
+  std::string hex() {
+    if (!started_) return std::string(kEmptySha256);
+    started_ = false;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(context_.get(), digest, &length);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < length; ++i) {
+      out.push_back(kHex[digest[i] >> 4]);
+      out.push_back(kHex[digest[i] & 15]);
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, DigestDeleter> context_;
+  bool started_ = false;
+};
+
 struct Connection {
   int fd = -1;
   uint64_t ordinal = 0;
@@ -258,7 +447,11 @@ struct Connection {
   CloseMode close_mode = CloseMode::kPlain;
   uint32_t interest = EPOLLIN | EPOLLRDHUP;
   std::string in;        // received bytes not yet parsed; bounded by the head limit plus one read chunk
-  uint64_t discard = 0;  // request body bytes still to skip
+  // kReadingBody: the request whose body is arriving, what is still to come, its digest and (when small) its text.
+  std::optional<LoggedRequest> pending;
+  uint64_t body_remaining = 0;
+  BodyHasher hasher;
+  std::string body_text;
   std::string out;       // head (and text body) being sent
   std::size_t out_sent = 0;
   uint64_t body_pos = 0;
@@ -350,6 +543,7 @@ struct FaultServer::Impl {
   void on_readable(Connection& c);
   void drive(Connection& c);
   bool start_next_request(Connection& c);
+  bool read_body(Connection& c);
   bool flush(Connection& c);
   void after_response(Connection& c);
   void finish(uint64_t tag);
@@ -360,8 +554,18 @@ struct FaultServer::Impl {
     std::optional<Fault> fault;
     std::string etag;
     std::string request_id;
+    std::optional<Reply> s3_reply;  // multipart mode: the answer to a multipart call
   };
-  Admission admit(const LoggedRequest& request);
+  Admission admit(const LoggedRequest& request, const std::string& body);
+  std::optional<Fault> next_fault_locked(const LoggedRequest& request, const Target& target);
+  // Multipart mode, under the mutex: performs the call and returns its answer; nullopt for other requests.
+  std::optional<Reply> multipart_call_locked(const LoggedRequest& request, const Target& target,
+                                             const std::string& body, const std::string& request_id, bool effective);
+  Reply initiate_upload_locked(const std::string& bucket, const std::string& key);
+  Reply upload_part_locked(MultipartUpload& upload, const Target& target, const LoggedRequest& request,
+                           const std::string& request_id);
+  Reply complete_upload_locked(MultipartUpload& upload, const std::string& body, const std::string& request_id);
+  MultipartUpload* find_upload_locked(const std::string& id, const std::string& bucket, const std::string& key);
   Reply reply_for(const LoggedRequest& request, const Admission& admission) const;
   Wire respond(const LoggedRequest& request, const Admission& admission) const;
   Reply object_reply(const LoggedRequest& request, const std::string& etag, bool ignore_range,
@@ -377,9 +581,12 @@ struct FaultServer::Impl {
   uint16_t port = 0;
   std::thread thread;
 
-  mutable std::mutex mutex;  // guards faults, log, etag_generation
+  mutable std::mutex mutex;  // guards faults, rules, log, etag_generation, uploads, parts
   mutable std::condition_variable request_cv;
   std::deque<Fault> faults;
+  std::vector<FaultRule> rules;
+  std::vector<MultipartUpload> uploads;  // in the order started; bounded by the tests that start them
+  std::vector<ReceivedPart> parts;       // every successful UploadPart, in arrival order
   std::deque<LoggedRequest> log;
   uint64_t etag_generation = 1;
   std::atomic<uint64_t> requests{0};
@@ -491,11 +698,9 @@ void FaultServer::Impl::on_readable(Connection& c) {
       c.state = ConnState::kClosed;
       return;
     }
-    std::string_view data(buffer, static_cast<std::size_t>(n));
-    if (c.state != ConnState::kReadingHead) continue;  // stalled or resetting: input is dropped
-    uint64_t skip = std::min<uint64_t>(c.discard, data.size());
-    c.discard -= skip;
-    c.in.append(data.substr(skip));
+    // Stalled, writing or resetting: input is dropped (clients here never pipeline).
+    if (c.state != ConnState::kReadingHead && c.state != ConnState::kReadingBody) continue;
+    c.in.append(buffer, static_cast<std::size_t>(n));
   }
 }
 
@@ -503,6 +708,8 @@ void FaultServer::Impl::drive(Connection& c) {
   for (;;) {
     if (c.state == ConnState::kReadingHead) {
       if (!start_next_request(c)) return;
+    } else if (c.state == ConnState::kReadingBody) {
+      if (!read_body(c)) return;
     } else if (c.state == ConnState::kWriting) {
       if (!flush(c)) return;
       after_response(c);
@@ -534,12 +741,39 @@ bool FaultServer::Impl::start_next_request(Connection& c) {
     answer_and_close(c, 400);
     return true;
   }
-  uint64_t skip = std::min<uint64_t>(*body, c.in.size());
-  c.in.erase(0, skip);
-  c.discard = *body - skip;
+  if (*body > options.max_request_body_bytes) {
+    answer_and_close(c, 413);
+    return true;
+  }
   request->connection = c.ordinal;
-  Admission admission = admit(*request);
-  install(c, respond(*request, admission));
+  c.pending = std::move(*request);
+  c.body_remaining = *body;
+  c.body_text.clear();
+  c.hasher.reset();
+  c.state = ConnState::kReadingBody;
+  return true;
+}
+
+// Takes body bytes from the input; once the whole body is in, answers. False while more must arrive.
+bool FaultServer::Impl::read_body(Connection& c) {
+  const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(c.body_remaining, c.in.size()));
+  const std::string_view bytes = std::string_view(c.in).substr(0, n);
+  c.hasher.update(bytes);
+  LoggedRequest& request = *c.pending;
+  request.body_bytes += n;
+  if (request.body_bytes <= kMaxRetainedBodyBytes) {
+    c.body_text.append(bytes);
+  } else {
+    c.body_text.clear();  // too large to be a document: hashed and counted only
+  }
+  c.body_remaining -= n;
+  c.in.erase(0, n);
+  if (c.body_remaining > 0) return false;
+  request.body_sha256 = c.hasher.hex();
+  Admission admission = admit(request, c.body_text);
+  install(c, respond(request, admission));
+  c.pending.reset();
+  c.body_text.clear();
   return true;
 }
 
@@ -596,7 +830,9 @@ void FaultServer::Impl::finish(uint64_t tag) {
     return;
   }
   uint32_t wanted = 0;
-  if (c.state == ConnState::kReadingHead || c.state == ConnState::kStalled) wanted = EPOLLIN | EPOLLRDHUP;
+  if (c.state == ConnState::kReadingHead || c.state == ConnState::kReadingBody || c.state == ConnState::kStalled) {
+    wanted = EPOLLIN | EPOLLRDHUP;
+  }
   if (c.state == ConnState::kWriting) wanted = EPOLLOUT;
   if (wanted == c.interest) return;
   c.interest = wanted;
@@ -625,23 +861,155 @@ void FaultServer::Impl::close_all() {
   conns.clear();
 }
 
-FaultServer::Impl::Admission FaultServer::Impl::admit(const LoggedRequest& request) {
+FaultServer::Impl::Admission FaultServer::Impl::admit(const LoggedRequest& request, const std::string& body) {
+  const Target target = parse_target(request.target);
   std::lock_guard lock(mutex);
   Admission admission;
-  if (!faults.empty()) {
-    admission.fault = faults.front();
-    faults.pop_front();
-  }
+  admission.fault = next_fault_locked(request, target);
   if (admission.fault && admission.fault->kind == FaultKind::kChangeEtag) ++etag_generation;
   admission.etag = etag_for(etag_generation);
-  if (log.size() >= options.max_logged_requests && !log.empty()) log.pop_front();
-  if (options.max_logged_requests > 0) log.push_back(request);
-  uint64_t number = requests.fetch_add(1) + 1;
+  uint64_t number = requests.load() + 1;
   char id[32];
   std::snprintf(id, sizeof id, "RF%016llX", static_cast<unsigned long long>(number));
   admission.request_id = id;
+  if (options.s3_multipart) {
+    const FaultKind kind = admission.fault ? admission.fault->kind : FaultKind::kNone;
+    const bool effective =
+        kind != FaultKind::kStatus && kind != FaultKind::kCloseIdle && kind != FaultKind::kGarbageHead;
+    admission.s3_reply = multipart_call_locked(request, target, body, admission.request_id, effective);
+  }
+  if (log.size() >= options.max_logged_requests && !log.empty()) log.pop_front();
+  if (options.max_logged_requests > 0) log.push_back(request);
+  requests.store(number);
   request_cv.notify_all();
   return admission;
+}
+
+std::optional<Fault> FaultServer::Impl::next_fault_locked(const LoggedRequest& request, const Target& target) {
+  for (FaultRule& rule : rules) {
+    if (rule.times == 0 || (!rule.method.empty() && rule.method != request.method)) continue;
+    const bool matches = std::all_of(rule.query.begin(), rule.query.end(), [&](const auto& wanted) {
+      const std::string* value = target.param(wanted.first);
+      return value != nullptr && *value == wanted.second;
+    });
+    if (!matches) continue;
+    --rule.times;
+    return rule.fault;
+  }
+  if (faults.empty()) return std::nullopt;
+  Fault fault = faults.front();
+  faults.pop_front();
+  return fault;
+}
+
+// ---- multipart mode ----------------------------------------------------------------------------------------------
+
+std::optional<Reply> FaultServer::Impl::multipart_call_locked(const LoggedRequest& request, const Target& target,
+                                                              const std::string& body, const std::string& request_id,
+                                                              bool effective) {
+  const std::string* upload_id = target.param("uploadId");
+  const bool initiate = request.method == "POST" && target.param("uploads") != nullptr;
+  const bool part = request.method == "PUT" && upload_id != nullptr && target.param("partNumber") != nullptr;
+  const bool complete = request.method == "POST" && upload_id != nullptr;
+  const bool abort = request.method == "DELETE" && upload_id != nullptr;
+  if (!initiate && !part && !complete && !abort) return std::nullopt;
+  // Path style: /bucket/key.
+  std::string_view path = target.path;
+  if (path.starts_with("/")) path.remove_prefix(1);
+  const std::size_t slash = path.find('/');
+  const std::string bucket(path.substr(0, slash));
+  const std::string key(slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1));
+  if (bucket.empty() || key.empty()) return error_reply(400, "InvalidRequest", request_id);
+  if (!effective) return Reply{};  // replaced by the fault's answer; nothing happens
+  if (initiate) return initiate_upload_locked(bucket, key);
+  MultipartUpload* upload = find_upload_locked(*upload_id, bucket, key);
+  if (upload == nullptr) return error_reply(404, "NoSuchUpload", request_id);
+  if (part) return upload_part_locked(*upload, target, request, request_id);
+  if (complete) return complete_upload_locked(*upload, body, request_id);
+  upload->state = UploadState::kAborted;
+  upload->parts.clear();  // S3 frees the parts of an aborted upload
+  return xml_reply(204, {});
+}
+
+MultipartUpload* FaultServer::Impl::find_upload_locked(const std::string& id, const std::string& bucket,
+                                                       const std::string& key) {
+  for (MultipartUpload& upload : uploads) {
+    if (upload.upload_id == id) {
+      const bool usable = upload.state == UploadState::kOpen && upload.bucket == bucket && upload.key == key;
+      return usable ? &upload : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+Reply FaultServer::Impl::initiate_upload_locked(const std::string& bucket, const std::string& key) {
+  MultipartUpload upload;
+  upload.upload_id = "rf-upload-" + std::to_string(uploads.size() + 1);
+  upload.bucket = bucket;
+  upload.key = key;
+  uploads.push_back(upload);
+  return xml_reply(200, "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>" +
+                            xml_escape(bucket) + "</Bucket><Key>" + xml_escape(key) + "</Key><UploadId>" +
+                            xml_escape(upload.upload_id) + "</UploadId></InitiateMultipartUploadResult>");
+}
+
+Reply FaultServer::Impl::upload_part_locked(MultipartUpload& upload, const Target& target,
+                                            const LoggedRequest& request, const std::string& request_id) {
+  std::optional<uint64_t> number = parse_u64(*target.param("partNumber"));
+  if (!number || *number < 1 || *number > kMaxPartNumber) {
+    return error_reply(400, "InvalidArgument", request_id);
+  }
+  ReceivedPart received;
+  received.upload_id = upload.upload_id;
+  received.part_number = *number;
+  received.size = request.body_bytes;
+  received.sha256 = request.body_sha256;
+  received.etag = "\"" + request.body_sha256.substr(0, 32) + "\"";
+  auto at = std::lower_bound(upload.parts.begin(), upload.parts.end(), *number,
+                             [](const ReceivedPart& p, uint64_t n) { return p.part_number < n; });
+  if (at != upload.parts.end() && at->part_number == *number) {
+    *at = received;
+  } else {
+    upload.parts.insert(at, received);
+  }
+  parts.push_back(received);
+  Reply reply = xml_reply(200, {});
+  reply.headers.emplace_back("ETag", received.etag);
+  return reply;
+}
+
+Reply FaultServer::Impl::complete_upload_locked(MultipartUpload& upload, const std::string& body,
+                                                const std::string& request_id) {
+  std::vector<uint64_t> listed;
+  std::string etags;
+  std::size_t pos = 0;
+  std::size_t part_end = 0;
+  while (xml_element(body, "Part", pos, &part_end)) {
+    const std::string_view part = std::string_view(body).substr(pos, part_end - pos);
+    std::optional<std::string> number_text = xml_element(part, "PartNumber", 0, nullptr);
+    std::optional<std::string> etag = xml_element(part, "ETag", 0, nullptr);
+    std::optional<uint64_t> number = number_text ? parse_u64(*number_text) : std::nullopt;
+    if (!number || !etag) return error_reply(400, "MalformedXML", request_id);
+    if (!listed.empty() && *number <= listed.back()) return error_reply(400, "InvalidPartOrder", request_id);
+    auto found = std::find_if(upload.parts.begin(), upload.parts.end(),
+                              [&](const ReceivedPart& p) { return p.part_number == *number; });
+    if (found == upload.parts.end() || unquoted(found->etag) != unquoted(*etag)) {
+      return error_reply(400, "InvalidPart", request_id);
+    }
+    listed.push_back(*number);
+    etags += unquoted(found->etag);
+    pos = part_end;
+  }
+  if (listed.empty() || body.find("<CompleteMultipartUpload") == std::string::npos) {
+    return error_reply(400, "MalformedXML", request_id);
+  }
+  upload.state = UploadState::kCompleted;
+  upload.completed_part_numbers = listed;
+  upload.etag = "\"" + etags.substr(0, 32) + "-" + std::to_string(listed.size()) + "\"";
+  return xml_reply(200, "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Location>/" +
+                            xml_escape(upload.bucket) + "/" + xml_escape(upload.key) + "</Location><Bucket>" +
+                            xml_escape(upload.bucket) + "</Bucket><Key>" + xml_escape(upload.key) + "</Key><ETag>" +
+                            xml_escape(upload.etag) + "</ETag></CompleteMultipartUploadResult>");
 }
 
 Reply FaultServer::Impl::object_reply(const LoggedRequest& request, const std::string& etag, bool ignore_range,
@@ -683,7 +1051,8 @@ Reply FaultServer::Impl::reply_for(const LoggedRequest& request, const Admission
       is(FaultKind::kStatus)
           ? error_reply(fault->status, fault->s3_code.empty() ? default_s3_code(fault->status) : fault->s3_code,
                         admission.request_id)
-          : object_reply(request, admission.etag, is(FaultKind::kFull200), admission.request_id);
+      : admission.s3_reply ? *admission.s3_reply
+                           : object_reply(request, admission.etag, is(FaultKind::kFull200), admission.request_id);
   reply.headers.emplace_back("x-amz-request-id", admission.request_id);
   if (is(FaultKind::kWrongContentRange) && reply.status / 100 == 2) {
     int64_t first = static_cast<int64_t>(reply.body_offset) + fault->range_shift;
@@ -814,6 +1183,57 @@ std::size_t FaultServer::pending_faults() const {
 void FaultServer::clear_faults() {
   std::lock_guard lock(impl_->mutex);
   impl_->faults.clear();
+}
+
+void FaultServer::add_rule(FaultRule rule) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->rules.push_back(std::move(rule));
+}
+
+void FaultServer::clear_rules() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->rules.clear();
+}
+
+std::vector<MultipartUpload> FaultServer::uploads() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->uploads;
+}
+
+namespace {
+uint64_t count_in_state(const std::vector<MultipartUpload>& uploads, UploadState state) {
+  return static_cast<uint64_t>(
+      std::count_if(uploads.begin(), uploads.end(), [&](const MultipartUpload& u) { return u.state == state; }));
+}
+}  // namespace
+
+uint64_t FaultServer::uploads_started() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->uploads.size();
+}
+
+uint64_t FaultServer::uploads_completed() const {
+  std::lock_guard lock(impl_->mutex);
+  return count_in_state(impl_->uploads, UploadState::kCompleted);
+}
+
+uint64_t FaultServer::uploads_aborted() const {
+  std::lock_guard lock(impl_->mutex);
+  return count_in_state(impl_->uploads, UploadState::kAborted);
+}
+
+std::vector<ReceivedPart> FaultServer::parts_received() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->parts;
+}
+
+std::vector<std::string> FaultServer::open_upload_ids() const {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<std::string> open;
+  for (const MultipartUpload& upload : impl_->uploads) {
+    if (upload.state == UploadState::kOpen) open.push_back(upload.upload_id);
+  }
+  return open;
 }
 
 uint64_t FaultServer::requests_received() const noexcept { return impl_->requests.load(); }

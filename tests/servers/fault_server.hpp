@@ -3,13 +3,17 @@
 // server closing a kept-alive connection). It serves one in-memory object at every target (GET and HEAD; single
 // byte ranges `a-b`, `a-`, `-n` answered 206 with Content-Range, Content-Length and ETag; If-Match checked against
 // the current ETag, 412 otherwise), keeps connections alive, and applies a script of faults, one per request, to the
-// next requests in arrival order; once the script is empty it behaves normally again. Tests read back what arrived:
-// counters and a log of request heads (to check Range, If-Match, Authorization, ...).
+// next requests in arrival order; once the script is empty it behaves normally again. Fault rules target requests by
+// method and query instead ("every PUT with partNumber=3"). Tests read back what arrived: counters and a log of
+// request heads (to check Range, If-Match, Authorization, ...) with the size and SHA-256 of each request body.
+// Opt-in S3 multipart mode answers the multipart upload calls s3rver cannot (AbortMultipartUpload above all) and
+// records uploads and parts.
 // It runs one epoll loop on its own thread; stop() wakes it through an eventfd and closes every descriptor.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <limits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -58,13 +62,16 @@ struct Fault {
   static Fault none();
 };
 
-// One request head as received. Malformed heads (answered 400) are neither logged nor counted.
+// One request as received. Malformed heads (answered 400) and bodies over the limit (413) are neither logged nor
+// counted.
 struct LoggedRequest {
   uint64_t connection = 0;  // ordinal of the connection it came on, 1 for the first accepted
   std::string method;
   std::string target;
   std::string version;
   std::vector<std::pair<std::string, std::string>> headers;  // in order, names as sent
+  uint64_t body_bytes = 0;   // request body received (Content-Length), read in full before the answer
+  std::string body_sha256;   // lower-case hex SHA-256 of that body (of zero bytes when there is none)
 
   // Value of the first header named `name` (case-insensitive).
   std::optional<std::string> header(std::string_view name) const;
@@ -79,6 +86,49 @@ struct FaultServerOptions {
   std::size_t max_logged_requests = 4096;
   // Answer 412 when If-Match does not name the current ETag (S3 does; set false to mimic servers that ignore it).
   bool honor_if_match = true;
+  // A request body longer than this (Content-Length) is answered 413 EntityTooLarge and the connection closed.
+  std::size_t max_request_body_bytes = 64 << 20;
+  // S3 multipart upload calls on any /bucket/key (path style), besides GET/HEAD of the object:
+  //   POST ?uploads                    -> 200 InitiateMultipartUploadResult with a new UploadId
+  //   PUT ?partNumber=N&uploadId=ID     -> 200 with the part's ETag (body read, counted, hashed, dropped)
+  //   POST ?uploadId=ID                 -> 200 CompleteMultipartUploadResult, ETag "<hex>-<parts>"; the body must list
+  //                                        uploaded parts in ascending order with their ETags (else 400 InvalidPart,
+  //                                        InvalidPartOrder or MalformedXML, as S3 answers)
+  //   DELETE ?uploadId=ID               -> 204 (AbortMultipartUpload)
+  // An unknown, completed or aborted UploadId is 404 NoSuchUpload. A call takes effect unless its fault keeps the
+  // answer from being a normal one (kStatus, kCloseIdle, kGarbageHead); other faults only damage the delivery.
+  bool s3_multipart = false;
+};
+
+// A fault for every request that matches (method and query parameters), checked before the script; a request a
+// rule matches does not consume a scripted fault. Example: every PUT of part 3 fails with 500, forever:
+//   server.add_rule({.method = "PUT", .query = {{"partNumber", "3"}}, .fault = Fault::status_error(500)});
+struct FaultRule {
+  std::string method;                                      // empty: any method
+  std::vector<std::pair<std::string, std::string>> query;  // each name=value must be in the target's (decoded) query
+  Fault fault;
+  uint64_t times = std::numeric_limits<uint64_t>::max();   // requests it applies to before it retires
+};
+
+// One part as the multipart mode stored it (the latest upload of each part number wins, as in S3).
+struct ReceivedPart {
+  std::string upload_id;
+  uint64_t part_number = 0;
+  uint64_t size = 0;
+  std::string sha256;  // hex SHA-256 of the part's bytes as received
+  std::string etag;    // quotes included
+};
+
+enum class UploadState { kOpen, kCompleted, kAborted };
+
+struct MultipartUpload {
+  std::string upload_id;
+  std::string bucket;
+  std::string key;
+  UploadState state = UploadState::kOpen;
+  std::vector<ReceivedPart> parts;              // by ascending part number
+  std::vector<uint64_t> completed_part_numbers;  // as listed by CompleteMultipartUpload
+  std::string etag;                              // of the completed object
 };
 
 class FaultServer {
@@ -105,12 +155,25 @@ class FaultServer {
   void push_faults(const std::vector<Fault>& faults);
   std::size_t pending_faults() const;
   void clear_faults();
+  // Adds a rule (see FaultRule); rules are tried in the order added.
+  void add_rule(FaultRule rule);
+  void clear_rules();
 
   uint64_t requests_received() const noexcept;
   uint64_t connections_accepted() const noexcept;
   std::vector<LoggedRequest> request_log() const;
   // Blocks until at least `count` requests have been received; false on timeout.
   bool wait_for_requests(uint64_t count, std::chrono::milliseconds timeout) const;
+
+  // Multipart mode (FaultServerOptions::s3_multipart): every upload in the order started.
+  std::vector<MultipartUpload> uploads() const;
+  uint64_t uploads_started() const;
+  uint64_t uploads_completed() const;
+  uint64_t uploads_aborted() const;
+  // Successful UploadPart calls (each one, also repeated part numbers), in arrival order.
+  std::vector<ReceivedPart> parts_received() const;
+  // Uploads neither completed nor aborted: what S3 would keep (and bill) as orphan parts.
+  std::vector<std::string> open_upload_ids() const;
 
  private:
   struct Impl;
