@@ -122,7 +122,31 @@ TEST(HttpFetch, HttpsRandomPlansMatch) {
     Plan plan = random_plan(rng, HttpTestData::kBlobBytes, 300, 16ull << 20, 16ull << 20);
     fetch_and_verify(store, plan);
   }
-  EXPECT_EQ(engine.stats().errors, 0u);
+  const Stats stats = engine.stats();
+  EXPECT_EQ(stats.errors, 0u);
+  EXPECT_LE(stats.connections_opened, 4u);  // kept alive across the three fetches
+  EXPECT_EQ(stats.tls_handshakes, stats.connections_opened);
+}
+
+// Connections opened after the first handshake resume its TLS session instead of a full handshake.
+TEST(HttpFetch, NewTlsConnectionsResumeTheSession) {
+  auto& data = http_test_data();
+  Engine engine({.threads = 1, .arena_bytes = 32 << 20});
+  StoreOptions options;
+  options.http.ca_file = data.nginx->ca_file().string();
+  options.http.connections = 4;
+  options.part_size = 1 << 20;
+  Store store = Store::open(data.https_root(), engine, options);
+  Plan one;
+  one.add("blob", 0, 1000);
+  fetch_and_verify(store, one);  // one connection, one full handshake
+  Plan four;
+  four.add("blob", 0, 4 << 20);  // four parts in parallel: three more connections
+  fetch_and_verify(store, four);
+  const Stats stats = engine.stats();
+  EXPECT_EQ(stats.connections_opened, 4u);
+  EXPECT_EQ(stats.tls_handshakes, 4u);
+  EXPECT_EQ(stats.tls_resumptions, 3u);
 }
 
 TEST(HttpFetch, ServerIgnoringRangeStillDeliversTheRightBytes) {
