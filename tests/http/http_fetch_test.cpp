@@ -140,13 +140,14 @@ TEST(HttpFetch, NewTlsConnectionsResumeTheSession) {
   Plan one;
   one.add("blob", 0, 1000);
   fetch_and_verify(store, one);  // one connection, one full handshake
-  Plan four;
-  four.add("blob", 0, 4 << 20);  // four parts in parallel: three more connections
-  fetch_and_verify(store, four);
+  Plan parallel;
+  parallel.add("blob", 0, 32 << 20);  // 32 parts over up to four connections: more connections open
+  fetch_and_verify(store, parallel);
   const Stats stats = engine.stats();
-  EXPECT_EQ(stats.connections_opened, 4u);
-  EXPECT_EQ(stats.tls_handshakes, 4u);
-  EXPECT_EQ(stats.tls_resumptions, 3u);
+  ASSERT_GE(stats.connections_opened, 2u);
+  EXPECT_LE(stats.connections_opened, 4u);
+  EXPECT_EQ(stats.tls_handshakes, stats.connections_opened);
+  EXPECT_EQ(stats.tls_resumptions, stats.connections_opened - 1);  // all but the very first
 }
 
 TEST(HttpFetch, ServerIgnoringRangeStillDeliversTheRightBytes) {
