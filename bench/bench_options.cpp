@@ -12,10 +12,11 @@ namespace {
 constexpr const char* kUsage = R"(usage: ringfetch_bench [options]
 Starts nginx on loopback, writes its data, and runs ringfetch, libcurl (tuned and default) and a raw epoll/OpenSSL
 client on the same requests, interleaved and repeated. Prints a table; CPU seconds per GB (1 GB = 1e9 useful bytes)
-is the headline.
+is the headline. The latency workload is served by our FaultServer (a child process) with a first-byte delay
+instead, where wall time is the headline.
   --reps N             repetitions of every cell (default 5)
   --quick              1 repetition; 256 MiB whole object over 1 and 16 connections, 512 MiB checkpoint,
-                       5000 small reads
+                       5000 small reads (the latency workload keeps its size: it takes well under a second)
   --json FILE          write every figure as JSON
   --plot FILE.png      draw the figures with gnuplot
   --data-dir DIR       where the served objects are written and kept (default: <build dir>/bench-data)
@@ -27,7 +28,9 @@ is the headline.
   --whole-mib N        size of the whole object (default 1024)
   --checkpoint-mib N   size of the checkpoint object (default 2048)
   --small-reads N      number of 4 KiB reads (default 20000)
-  --workloads LIST     comma list of whole,checkpoint,small
+  --latency-ms N       first-byte delay of the latency workload's server, per response (default 20; S3 has 20-50)
+  --latency-mib N      size of the latency workload's object, held in that server's memory (default 256)
+  --workloads LIST     comma list of whole,checkpoint,small,latency
   --contenders LIST    comma list of ringfetch,ringfetch-1fetch,raw,curl,curl-default,curl-naive
   --protocols LIST     comma list of http,https
   --conns LIST         comma list of connection counts to keep
@@ -73,6 +76,8 @@ void apply(BenchOptions* o, const std::string& flag, const std::string& value) {
   else if (flag == "--whole-mib") o->whole_bytes = number(flag, value) * kMiB;
   else if (flag == "--checkpoint-mib") o->checkpoint_bytes = number(flag, value) * kMiB;
   else if (flag == "--small-reads") o->small_reads = number(flag, value);
+  else if (flag == "--latency-ms") o->latency_ms = number(flag, value);
+  else if (flag == "--latency-mib") o->latency_bytes = number(flag, value) * kMiB;
   else if (flag == "--workloads") for (auto& s : split(value)) o->workloads.insert(s);
   else if (flag == "--contenders") for (auto& s : split(value)) o->contenders.insert(s);
   else if (flag == "--protocols") for (auto& s : split(value)) o->protocols.insert(s);
@@ -103,6 +108,7 @@ std::optional<BenchOptions> parse_options(int argc, char** argv, int* exit_code)
       apply(&o, flag, argv[++i]);
     }
     if (o.reps == 0) throw std::invalid_argument("--reps must be at least 1");
+    if (o.latency_bytes == 0) throw std::invalid_argument("--latency-mib must be at least 1");
     if (o.sched != "fifo" && o.sched != "nice" && o.sched != "normal")
       throw std::invalid_argument("--sched wants fifo, nice or normal");
   } catch (const std::exception& e) {

@@ -27,8 +27,12 @@ struct BenchOptions {
   std::vector<unsigned> whole_connections = {1, 4, 8, 16};
   unsigned checkpoint_connections = 8;
   std::vector<unsigned> small_connections = {1, 16};
+  // latency workload: the object the FaultServer holds in memory, its first-byte delay, the connections.
+  uint64_t latency_bytes = 256ull << 20;
+  uint64_t latency_ms = 20;
+  unsigned latency_connections = 8;
   // Empty: everything.
-  std::set<std::string> workloads;   // whole, checkpoint, small
+  std::set<std::string> workloads;   // whole, checkpoint, small, latency
   std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
   std::set<std::string> protocols;   // http, https
   std::set<unsigned> connections;

@@ -22,6 +22,8 @@ constexpr double kP99 = 0.99;
 constexpr double kRawCpuBound = 1.10;          // ringfetch CPU/GB <= 1.10x raw
 constexpr double kCurlCpuBound = 0.60;         // ringfetch CPU/GB <= 0.60x tuned libcurl (whole, 8-16 conns)
 constexpr double kNaiveWallBound = 0.50;       // checkpoint partial: ringfetch wall <= 0.5x libcurl per item
+constexpr double kLatencyWallBound = 0.50;     // latency partial: ringfetch wall <= 0.5x libcurl one-request-per-item
+constexpr double kMillisPerSecond = 1e3;
 constexpr double kSmallRateBound = 1.20;       // small 16 conns: req/s >= 1.2x libcurl
 constexpr double kSmallCpuBound = 0.60;        // small 16 conns: CPU/request <= 0.6x libcurl
 constexpr unsigned kTargetWholeConns[] = {8, 16};
@@ -107,6 +109,15 @@ void checkpoint_targets(const CellReport& cell, const std::map<std::string, Summ
                              1 / naive->gb_per_s.median, kNaiveWallBound, true));
 }
 
+// Against a server with first-byte latency, where one request per item pays that latency per item.
+void latency_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
+  const Summary* rf = summary_of(s, cell, "ringfetch");
+  const Summary* naive = summary_of(s, cell, "curl-naive");
+  if (rf == nullptr || naive == nullptr) return;
+  out->push_back(ratio_check("wall time vs libcurl one-request-per-item", cell, rf->wall_s.median,
+                             naive->wall_s.median, kLatencyWallBound, true));
+}
+
 void small_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
   const Summary* rf = summary_of(s, cell, "ringfetch");
   const Summary* curl = summary_of(s, cell, "curl");
@@ -123,6 +134,16 @@ void print_bulk_row(std::FILE* out, const CellReport& cell, const std::string& c
                     bool ranges) {
   std::fprintf(out, "%-27s %-16s %-22s %-22s %6llu %9s %9s\n", cell.label().c_str(), contender.c_str(),
                with_range("%.2f", s.gb_per_s, ranges).c_str(), with_range("%.3f", s.cpu_s_per_gb, ranges).c_str(),
+               static_cast<unsigned long long>(s.requests), bytes_text(s.over_fetch).c_str(),
+               bytes_text(s.copied).c_str());
+}
+
+void print_latency_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                       bool ranges) {
+  const auto ms = [](const Spread& v) { return Spread{v.median * kMillisPerSecond, v.min * kMillisPerSecond,
+                                                      v.max * kMillisPerSecond}; };
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %6llu %9s %9s\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.1f", ms(s.wall_s), ranges).c_str(), with_range("%.1f", ms(s.cpu_s), ranges).c_str(),
                static_cast<unsigned long long>(s.requests), bytes_text(s.over_fetch).c_str(),
                bytes_text(s.copied).c_str());
 }
@@ -161,6 +182,8 @@ nlohmann::json run_json(const RunResult& r) {
 
 nlohmann::json summary_json(const Summary& s) {
   return {{"reps_ok", s.reps_ok},
+          {"wall_s", spread_json(s.wall_s)},
+          {"cpu_s", spread_json(s.cpu_s)},
           {"gb_per_s", spread_json(s.gb_per_s)},
           {"cpu_s_per_gb", spread_json(s.cpu_s_per_gb)},
           {"requests_per_s", spread_json(s.requests_per_s)},
@@ -237,6 +260,8 @@ Summary summarize(const ContenderRuns& c) {
   s.detail = last.detail;
   s.switches_per_request = static_cast<double>(last.voluntary_switches) / std::max<uint64_t>(1, last.requests);
   const auto gb = [](const RunResult& r) { return static_cast<double>(r.bytes_useful) / kBytesPerGB; };
+  s.wall_s = spread(ok, [](const RunResult& r) { return r.wall_s; });
+  s.cpu_s = spread(ok, [](const RunResult& r) { return r.cpu_s(); });
   s.gb_per_s = spread(ok, [&](const RunResult& r) { return gb(r) / r.wall_s; });
   s.cpu_s_per_gb = spread(ok, [&](const RunResult& r) { return r.cpu_s() / gb(r); });
   s.requests_per_s = spread(ok, [](const RunResult& r) { return static_cast<double>(r.requests) / r.wall_s; });
@@ -259,6 +284,7 @@ std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
     if (cell.workload == "whole") whole_targets(cell, s, &out);
     else if (cell.workload == "checkpoint") checkpoint_targets(cell, s, &out);
     else if (cell.workload == "small") small_targets(cell, s, &out);
+    else if (cell.workload == "latency") latency_targets(cell, s, &out);
   }
   return out;
 }
@@ -269,12 +295,27 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
   std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall GB/s", "CPU s/GB", "req",
                "overfetch", "copied");
   for (const CellReport& cell : cells) {
-    if (cell.is_small()) continue;
+    if (cell.is_small() || cell.is_latency()) continue;
     for (const ContenderRuns& c : cell.contenders) {
       const Summary s = summarize(c);
       if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
                                        s.error.c_str());
       else print_bulk_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+  if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_latency(); })) {
+    std::fprintf(out, "\nFirst-byte latency (FaultServer delays every response; median [min-max] over repetitions; "
+                      "CPU = user+sys of the client process)\n");
+    std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall ms", "CPU ms", "req",
+                 "overfetch", "copied");
+  }
+  for (const CellReport& cell : cells) {
+    if (!cell.is_latency()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_latency_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
   std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
@@ -308,6 +349,8 @@ void write_json(const std::string& path, const Facts& facts, const BenchOptions&
                   {"whole_bytes", options.whole_bytes},
                   {"checkpoint_bytes", options.checkpoint_bytes},
                   {"small_reads", options.small_reads},
+                  {"latency_bytes", options.latency_bytes},
+                  {"latency_ms", options.latency_ms},
                   {"client_cpu", options.client_cpu},
                   {"server_cpu", options.server_cpu},
                   {"command", options.command_line}};

@@ -20,13 +20,14 @@ struct ContenderRuns {
 };
 
 struct CellReport {
-  std::string workload;  // whole, checkpoint, small
-  std::string variant;   // full / partial for checkpoint, else ""
+  std::string workload;  // whole, checkpoint, small, latency
+  std::string variant;   // full / partial for checkpoint, partial for latency, else ""
   Protocol protocol = Protocol::kHttp;
   unsigned connections = 1;
   std::vector<ContenderRuns> contenders;
 
   bool is_small() const { return workload == "small"; }
+  bool is_latency() const { return workload == "latency"; }
   std::string label() const;  // "whole https c=8", "checkpoint partial http c=8"
   const ContenderRuns* find(const std::string& contender) const;
 };
@@ -35,6 +36,8 @@ struct CellReport {
 struct Summary {
   unsigned reps_ok = 0;
   std::string error;       // of the first failed repetition, if any
+  Spread wall_s;
+  Spread cpu_s;
   Spread gb_per_s;
   Spread cpu_s_per_gb;
   Spread requests_per_s;

@@ -3,7 +3,9 @@
 // public API, libcurl multi (tuned and default, plus one-request-per-item where the workload has items), and a raw
 // epoll/OpenSSL client — on the same requests, interleaved (the contender order rotates every repetition) and
 // repeated. Every destination is pre-faulted once and reused; ringfetch keeps one Engine, so its arena is faulted
-// in once. Prints the tables and the targets; optionally writes JSON and a gnuplot figure.
+// in once. The latency workload talks to our FaultServer instead (a child process on the server CPU, holding its
+// object in memory and delaying every response's first byte, as an object store does). Prints the tables and the
+// targets; optionally writes JSON and a gnuplot figure.
 #include <openssl/crypto.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -23,6 +25,7 @@
 #include "bench_options.hpp"
 #include "cpu_affinity.hpp"
 #include "curl_client.hpp"
+#include "latency_server.hpp"
 #include "measure.hpp"
 #include "raw_client.hpp"
 #include "report.hpp"
@@ -64,6 +67,7 @@ struct Workloads {
   Workload checkpoint_full;
   Workload checkpoint_partial;
   Workload small;
+  Workload latency;
 };
 
 // A cell: one workload, protocol and connection count, and the contenders that run it.
@@ -74,9 +78,14 @@ struct Cell {
 
 struct Context {
   const BenchOptions& options;
-  ServerEndpoint server;
+  ServerEndpoint server;          // nginx
+  ServerEndpoint latency_server;  // the FaultServer with a first-byte delay (http only)
   DestinationBuffer& dest;
   RingfetchContender& ringfetch;
+
+  const ServerEndpoint& server_for(const Cell& cell) const {
+    return cell.report.workload == "latency" ? latency_server : server;
+  }
 };
 
 std::string read_first_line_with(const char* path, const char* key) {
@@ -134,6 +143,7 @@ std::vector<std::string> contenders_for(const std::string& workload, const Bench
   if (workload == "whole") all = {"ringfetch", "raw", "curl", "curl-default"};
   if (workload == "checkpoint") all = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
   if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  if (workload == "latency") all = {"ringfetch", "raw", "curl", "curl-naive"};
   std::vector<std::string> kept;
   for (const std::string& c : all)
     if (o.wants_contender(c)) kept.push_back(c);
@@ -160,6 +170,7 @@ std::vector<Cell> make_cells(const BenchOptions& o, const Workloads& w) {
   add_cell(&cells, o, w.checkpoint_full, "checkpoint", "full", Protocol::kHttp, o.checkpoint_connections);
   add_cell(&cells, o, w.checkpoint_partial, "checkpoint", "partial", Protocol::kHttp, o.checkpoint_connections);
   for (unsigned c : o.small_connections) add_cell(&cells, o, w.small, "small", "", Protocol::kHttp, c);
+  add_cell(&cells, o, w.latency, "latency", "partial", Protocol::kHttp, o.latency_connections);
   return cells;
 }
 
@@ -167,7 +178,7 @@ RunResult run_transport(const std::string& contender, const Cell& cell, Context&
   const Workload& w = *cell.workload;
   TransportJob job;
   job.protocol = cell.report.protocol;
-  job.server = ctx.server;
+  job.server = ctx.server_for(cell);
   job.path = "/" + w.object.key;
   job.connections = cell.report.connections;
   job.requests = contender == "curl-naive" ? std::span<const ByteSpan>(w.per_item) : std::span<const ByteSpan>(w.planned);
@@ -191,7 +202,7 @@ RunResult run_contender(const std::string& contender, const Cell& cell, Context&
   if (contender.rfind("ringfetch", 0) != 0) return run_transport(contender, cell, ctx);
   RingfetchJob job;
   job.protocol = cell.report.protocol;
-  job.server = ctx.server;
+  job.server = ctx.server_for(cell);
   job.workload = cell.workload;
   job.connections = cell.report.connections;
   job.mode = contender == "ringfetch-1fetch" ? RingfetchMode::kPerRequest
@@ -267,11 +278,12 @@ Workloads make_workloads(const BenchOptions& o) {
   if (o.wants_workload("checkpoint") && ensure_object_file(o.data_dir, checkpoint))
     std::fprintf(stderr, "wrote %s\n", checkpoint.key.c_str());
   return {make_whole(whole), make_checkpoint(checkpoint, false), make_checkpoint(checkpoint, true),
-          make_small(whole, o.small_reads)};
+          make_small(whole, o.small_reads),
+          make_latency(latency_object(o.latency_bytes), latency_max_gap(o.latency_ms))};
 }
 
 void describe_workloads(const Workloads& w, Facts* facts) {
-  for (const Workload* x : {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small}) {
+  for (const Workload* x : {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small, &w.latency}) {
     facts->emplace("workload " + x->name,
                    x->object.key + ": " + std::to_string(x->items.size()) + " items, " +
                        std::to_string(x->bytes_useful) + " useful bytes, " + std::to_string(x->planned.size()) +
@@ -290,6 +302,16 @@ int run(const BenchOptions& o) {
   init_curl();
   const Workloads w = make_workloads(o);
   describe_workloads(w, &facts);
+  // Forked before any thread exists (nginx's launcher, ringfetch's engine), and before nginx so it is not its child.
+  std::unique_ptr<LatencyServer> latency_server;
+  if (o.wants_workload("latency") && o.wants_protocol("http") && o.wants_connections(o.latency_connections)) {
+    latency_server = std::make_unique<LatencyServer>(LatencyServerOptions{
+        .object_bytes = w.latency.object.size,
+        .object_seed = w.latency.object.seed,
+        .first_byte_delay = std::chrono::milliseconds(o.latency_ms),
+        .cpu = cpus >= 2 ? o.server_cpu : -1});
+    facts["latency server"] = latency_server->describe();
+  }
   testing::NginxServer nginx(o.data_dir, testing::NginxOptions{.enable_ipv6 = false});
   facts["pinning"] = pin(o, cpus, nginx.pid());
   facts["scheduling"] = prioritize(o, nginx.pid());
@@ -309,7 +331,9 @@ int run(const BenchOptions& o) {
   DestinationBuffer dest(largest_object);
   RingfetchContender ringfetch(kEngineThreads, arena_bytes_for(used));
   facts["ringfetch engine"] = ringfetch.describe() + ", " + std::to_string(kEngineThreads) + " engine thread";
-  Context ctx{o, server, dest, ringfetch};
+  ServerEndpoint latency_endpoint;
+  latency_endpoint.http_port = latency_server ? latency_server->port() : 0;
+  Context ctx{o, server, latency_endpoint, dest, ringfetch};
   warm_up(cells, ctx);
   run_all(cells, ctx);
 

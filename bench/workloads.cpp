@@ -22,13 +22,21 @@ namespace {
 
 constexpr uint64_t kWholeSeed = 0x5748'4f4c'45;       // "WHOLE"
 constexpr uint64_t kCheckpointSeed = 0x434b'5054;     // "CKPT"
+constexpr uint64_t kLatencySeed = 0x4c54'4e43;        // "LTNC"
 constexpr uint64_t kLayoutSeed = 20240611;            // tensor sizes and cluster choice
 constexpr uint64_t kSmallSeed = 4096;
 constexpr double kMinTensorLog2 = 12;                 // 4 KiB
-constexpr double kTensorLog2Span = 14;                // .. 64 MiB
-// Sizes are 2^(12 + 14 u^k), u uniform: log-spread over the whole range but skewed to small tensors (norms,
-// biases), so that a 2 GiB object holds about two thousand of them, as a shard of a large model does.
-constexpr double kSmallSkew = 8;
+// Sizes are 2^(12 + span u^skew), u uniform: log-spread over the whole range but skewed to small tensors (norms,
+// biases). Checkpoint: up to 64 MiB, so that a 2 GiB object holds about two thousand of them, as a shard of a
+// large model does. Latency: up to 16 MiB and less skewed, a few hundred in 256 MiB.
+struct TensorShape {
+  double log2_span;
+  double skew;
+};
+constexpr TensorShape kCheckpointTensors{14, 8};      // 4 KiB .. 64 MiB
+constexpr TensorShape kLatencyTensors{12, 4};         // 4 KiB .. 16 MiB
+constexpr uint64_t kS3ConnectionBytesPerSecond = 100 * kMiB;
+constexpr uint64_t kMillisPerSecond = 1000;
 constexpr uint64_t kTensorAlign = 4;                  // fp32 element
 constexpr size_t kMaxClusterItems = 16;
 constexpr double kPartialFraction = 0.30;
@@ -89,13 +97,13 @@ void finish(Workload* w) {
   w->planned = planned_requests(*w);
 }
 
-std::vector<uint64_t> tensor_sizes(uint64_t total) {
+std::vector<uint64_t> tensor_sizes(uint64_t total, TensorShape shape) {
   std::mt19937_64 rng(kLayoutSeed);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::vector<uint64_t> sizes;
   uint64_t used = 0;
   while (used < total) {
-    const double log2_size = kMinTensorLog2 + kTensorLog2Span * std::pow(unit(rng), kSmallSkew);
+    const double log2_size = kMinTensorLog2 + shape.log2_span * std::pow(unit(rng), shape.skew);
     uint64_t size = static_cast<uint64_t>(std::exp2(log2_size)) / kTensorAlign * kTensorAlign;
     size = std::min(size, total - used);
     sizes.push_back(size);
@@ -156,12 +164,32 @@ void read_into_page_cache(const std::filesystem::path& path) {
   ::close(fd);
 }
 
+// Tensors of `shape` laid back to back over the object; all of them, or 30% in clusters.
+Workload make_tensors(std::string name, const ObjectFile& object, TensorShape shape, bool partial, uint64_t max_gap) {
+  Workload w{.name = std::move(name), .object = object, .part_size = kPartBytes, .max_gap = max_gap};
+  std::vector<ByteSpan> tensors;
+  uint64_t offset = 0;
+  for (uint64_t size : tensor_sizes(object.size, shape)) {
+    tensors.push_back({offset, size});
+    offset += size;
+  }
+  w.items = partial ? clustered_subset(tensors, object.size) : tensors;
+  finish(&w);
+  return w;
+}
+
 }  // namespace
 
 ObjectFile whole_object(uint64_t bytes) { return {"whole-" + size_tag(bytes) + ".bin", bytes, kWholeSeed}; }
 
 ObjectFile checkpoint_object(uint64_t bytes) {
   return {"checkpoint-" + size_tag(bytes) + ".bin", bytes, kCheckpointSeed};
+}
+
+ObjectFile latency_object(uint64_t bytes) { return {"latency-" + size_tag(bytes) + ".bin", bytes, kLatencySeed}; }
+
+uint64_t latency_max_gap(uint64_t first_byte_latency_ms) {
+  return first_byte_latency_ms * kS3ConnectionBytesPerSecond / kMillisPerSecond;
 }
 
 bool ensure_object_file(const std::filesystem::path& dir, const ObjectFile& file) {
@@ -182,17 +210,12 @@ Workload make_whole(const ObjectFile& object) {
 }
 
 Workload make_checkpoint(const ObjectFile& object, bool partial) {
-  Workload w{.name = partial ? "checkpoint partial" : "checkpoint full", .object = object, .part_size = kPartBytes,
-             .max_gap = kCheckpointMaxGap};
-  std::vector<ByteSpan> tensors;
-  uint64_t offset = 0;
-  for (uint64_t size : tensor_sizes(object.size)) {
-    tensors.push_back({offset, size});
-    offset += size;
-  }
-  w.items = partial ? clustered_subset(tensors, object.size) : tensors;
-  finish(&w);
-  return w;
+  return make_tensors(partial ? "checkpoint partial" : "checkpoint full", object, kCheckpointTensors, partial,
+                      kCheckpointMaxGap);
+}
+
+Workload make_latency(const ObjectFile& object, uint64_t max_gap) {
+  return make_tensors("latency partial", object, kLatencyTensors, true, max_gap);
 }
 
 Workload make_small(const ObjectFile& object, size_t count) {

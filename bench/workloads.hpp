@@ -6,6 +6,9 @@
 //   checkpoint  a synthetic checkpoint: a few thousand tensors, sizes log-spread 4 KiB..64 MiB, laid back to back;
 //               loaded whole, or 30% of its bytes chosen in clusters of neighbouring tensors
 //   small       random 4 KiB reads at least 4 KiB apart, so that nothing coalesces
+//   latency     a smaller checkpoint (a few hundred tensors, 4 KiB..16 MiB), 30% partial in clusters, served from
+//               memory by our FaultServer with a first-byte delay per response (see latency_server.hpp): the case
+//               where coalescing pays, as it does against an object store
 #pragma once
 
 #include <cstddef>
@@ -43,6 +46,14 @@ inline constexpr uint64_t kSmallReadBytes = 4096;
 
 ObjectFile whole_object(uint64_t bytes);
 ObjectFile checkpoint_object(uint64_t bytes);
+// Not written to disk: the latency server builds it in memory from the same pattern.
+ObjectFile latency_object(uint64_t bytes);
+
+// max_gap for a source with this first-byte latency: a gap is worth reading through instead of paying a new
+// request while reading it takes less than the latency, i.e. gap <= latency x per-connection bandwidth. The
+// bandwidth is an S3 GET stream's (~100 MiB/s per connection), not this loopback's (GB/s), so the requests are
+// those a real S3 load would make: 20 ms -> 2 MiB.
+uint64_t latency_max_gap(uint64_t first_byte_latency_ms);
 
 // Writes `file` under `dir` unless a file of the right size and content is already there, then reads it once so
 // that nginx serves it from the page cache. Returns true when it had to write it.
@@ -52,6 +63,8 @@ Workload make_whole(const ObjectFile& object);
 // Tensor layout of a checkpoint object; `partial` keeps ~30% of its bytes, in clusters.
 Workload make_checkpoint(const ObjectFile& object, bool partial);
 Workload make_small(const ObjectFile& object, size_t count);
+// The checkpoint generator with tensors of 4 KiB..16 MiB (a few hundred in 256 MiB), 30% partial.
+Workload make_latency(const ObjectFile& object, uint64_t max_gap);
 
 // Checks three small windows (start, middle, end) of `bytes` against the pattern at `offset`; and the reverse,
 // zeroing those windows, so that a later contender reusing the memory cannot pass on stale bytes.

@@ -1,9 +1,10 @@
 // FaultServer (see fault_server.hpp). One epoll loop on one thread owns every connection; the test thread only
 // touches the fault script, the log and the counters, under one mutex. Each connection is an explicit state
-// machine: read a head -> build the whole answer for it (normal reply, then the fault's changes) -> write it ->
-// keep alive, close, reset, or stall, as the answer says. A request body is read in full (hashed and counted, kept
-// only when small enough to be an XML document) before the answer is built. Everything is bounded: connections, head
-// and body size, retained body bytes, log length, bytes per send() call, and the wait for a reset to drain.
+// machine: read a head -> build the whole answer for it (normal reply, then the fault's changes) -> hold it back for
+// the first-byte delay, if one is set (a timer of the loop) -> write it -> keep alive, close, reset, or stall, as the
+// answer says. A request body is read in full (hashed and counted, kept only when small enough to be an XML document)
+// before the answer is built. Everything is bounded: connections, head and body size, retained body bytes, log
+// length, bytes per send() call, the delay timers (one per connection), and the wait for a reset to drain.
 #include "servers/fault_server.hpp"
 
 #include <arpa/inet.h>
@@ -25,7 +26,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <queue>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -382,7 +385,8 @@ std::string garbage_bytes() {
 
 // ---- connections -------------------------------------------------------------------------------------------------
 
-enum class ConnState { kReadingHead, kReadingBody, kWriting, kStalled, kDrainingForReset, kClosed };
+// kDelayed: the answer is ready but held back until the first-byte delay has passed (FaultServerOptions).
+enum class ConnState { kReadingHead, kReadingBody, kDelayed, kWriting, kStalled, kDrainingForReset, kClosed };
 enum class AfterSend { kKeepAlive, kClose, kReset, kStall };
 enum class CloseMode { kPlain, kGraceful, kReset };
 
@@ -458,6 +462,8 @@ struct Connection {
   uint64_t body_end = 0;
   AfterSend after = AfterSend::kKeepAlive;
   std::chrono::steady_clock::time_point reset_deadline;
+  uint64_t tag = 0;  // its key in the loop's connection map (the first-byte-delay timers name connections by it)
+  std::chrono::steady_clock::time_point head_received_at;  // of the request being answered
 };
 
 void close_socket(Connection& c) {
@@ -549,6 +555,10 @@ struct FaultServer::Impl {
   void finish(uint64_t tag);
   void reset_drained();
   void close_all();
+  // First-byte delay: park an answer that is ready too early; send the ones whose time has come.
+  void hold_back(Connection& c);
+  void release_due();
+  int wait_timeout_ms() const;
 
   struct Admission {
     std::optional<Fault> fault;
@@ -595,6 +605,11 @@ struct FaultServer::Impl {
   // Loop thread only.
   std::unordered_map<uint64_t, Connection> conns;
   uint64_t next_tag = kFirstConnectionTag;
+  // Connections in kDelayed, earliest release first. An entry whose connection has closed meanwhile is skipped; a
+  // connection is parked at most once at a time and leaves kDelayed only through its entry, so no entry is stale
+  // otherwise. Bounded by max_connections.
+  using DelayTimer = std::pair<std::chrono::steady_clock::time_point, uint64_t>;
+  std::priority_queue<DelayTimer, std::vector<DelayTimer>, std::greater<>> delayed;
 };
 
 void FaultServer::Impl::open_listener() {
@@ -630,9 +645,7 @@ void FaultServer::Impl::close_descriptors() {
 void FaultServer::Impl::run() {
   epoll_event events[kMaxEpollEvents];
   for (;;) {
-    bool draining = std::any_of(conns.begin(), conns.end(),
-                                [](const auto& entry) { return entry.second.state == ConnState::kDrainingForReset; });
-    int n = ::epoll_wait(epoll_fd, events, kMaxEpollEvents, draining ? kDrainPollMs : -1);
+    int n = ::epoll_wait(epoll_fd, events, kMaxEpollEvents, wait_timeout_ms());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
     for (int i = 0; i < n; ++i) {
@@ -648,6 +661,7 @@ void FaultServer::Impl::run() {
       }
     }
     reset_drained();
+    release_due();
   }
   close_all();
 }
@@ -671,6 +685,7 @@ void FaultServer::Impl::accept_all() {
     }
     Connection& c = conns[tag];
     c.fd = fd;
+    c.tag = tag;
     c.ordinal = connections.fetch_add(1) + 1;
   }
 }
@@ -725,6 +740,7 @@ bool FaultServer::Impl::start_next_request(Connection& c) {
     if (c.in.size() > options.max_request_head_bytes) answer_and_close(c, 431);
     return c.state == ConnState::kWriting;
   }
+  c.head_received_at = std::chrono::steady_clock::now();
   std::optional<LoggedRequest> request = parse_request_head(std::string_view(c.in).substr(0, end));
   c.in.erase(0, end + kHeadEnd.size());
   if (!request) {
@@ -830,7 +846,8 @@ void FaultServer::Impl::finish(uint64_t tag) {
     return;
   }
   uint32_t wanted = 0;
-  if (c.state == ConnState::kReadingHead || c.state == ConnState::kReadingBody || c.state == ConnState::kStalled) {
+  if (c.state == ConnState::kReadingHead || c.state == ConnState::kReadingBody || c.state == ConnState::kStalled ||
+      c.state == ConnState::kDelayed) {
     wanted = EPOLLIN | EPOLLRDHUP;
   }
   if (c.state == ConnState::kWriting) wanted = EPOLLOUT;
@@ -852,6 +869,42 @@ void FaultServer::Impl::reset_drained() {
     Connection& c = conns.at(tag);
     c.state = ConnState::kClosed;
     c.close_mode = CloseMode::kReset;
+    finish(tag);
+  }
+}
+
+int FaultServer::Impl::wait_timeout_ms() const {
+  const bool draining = std::any_of(
+      conns.begin(), conns.end(), [](const auto& entry) { return entry.second.state == ConnState::kDrainingForReset; });
+  int timeout = draining ? kDrainPollMs : -1;
+  if (!delayed.empty()) {
+    // Rounded up: waking a little late costs under a millisecond; waking early would spin until the deadline.
+    const auto until = std::chrono::ceil<std::chrono::milliseconds>(delayed.top().first -
+                                                                     std::chrono::steady_clock::now());
+    const int due = static_cast<int>(std::max<int64_t>(0, until.count()));
+    timeout = timeout < 0 ? due : std::min(timeout, due);
+  }
+  return timeout;
+}
+
+// Called when an answer is installed: its head goes out first_byte_delay after its request head arrived, not before.
+void FaultServer::Impl::hold_back(Connection& c) {
+  if (options.first_byte_delay <= std::chrono::milliseconds::zero()) return;
+  const auto release_at = c.head_received_at + options.first_byte_delay;
+  if (release_at <= std::chrono::steady_clock::now()) return;  // e.g. a slow request body took longer already
+  c.state = ConnState::kDelayed;
+  delayed.emplace(release_at, c.tag);
+}
+
+void FaultServer::Impl::release_due() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!delayed.empty() && delayed.top().first <= now) {
+    const uint64_t tag = delayed.top().second;
+    delayed.pop();
+    auto it = conns.find(tag);
+    if (it == conns.end() || it->second.state != ConnState::kDelayed) continue;  // closed meanwhile
+    it->second.state = ConnState::kWriting;
+    drive(it->second);
     finish(tag);
   }
 }
@@ -1123,6 +1176,7 @@ void FaultServer::Impl::install(Connection& c, Wire wire) {
   c.body_end = wire.body_offset + wire.body_length;
   c.after = wire.after;
   c.state = ConnState::kWriting;
+  hold_back(c);
 }
 
 // For requests we refuse to parse: a short error, then close (the stream position is unknown).

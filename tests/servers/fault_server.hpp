@@ -98,6 +98,10 @@ struct FaultServerOptions {
   // An unknown, completed or aborted UploadId is 404 NoSuchUpload. A call takes effect unless its fault keeps the
   // answer from being a normal one (kStatus, kCloseIdle, kGarbageHead); other faults only damage the delivery.
   bool s3_multipart = false;
+  // First-byte latency, as object stores have it (S3: ~20-50 ms per GET): every answer waits this long after its
+  // request head was fully received before its first byte is sent (a request body, if any, is read in the meantime).
+  // A timer of the event loop, not a sleep: other connections go on meanwhile. 0: answer at once.
+  std::chrono::milliseconds first_byte_delay{0};
 };
 
 // A fault for every request that matches (method and query parameters), checked before the script; a request a
