@@ -7,6 +7,8 @@
 // length, bytes per send() call, the delay timers (one per connection), and the wait for a reset to drain.
 #include "servers/fault_server.hpp"
 
+#include "s3/xml_document.hpp"
+
 #include <arpa/inet.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -283,20 +285,7 @@ Reply xml_reply(int status, std::string document) {
   return reply;
 }
 
-std::string xml_escape(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
-    }
-  }
-  return out;
-}
+using s3::xml_escape;
 
 // The five predefined entities; enough for the documents S3 clients send.
 std::string xml_unescape(std::string_view text) {
