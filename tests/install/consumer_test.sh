@@ -22,6 +22,11 @@ san=()
 # shellcheck disable=SC2086
 g++ "${san[@]}" "$src/tests/install/consumer/main.cpp" $flags -o "$work/consumer-pc"
 LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib/x86_64-linux-gnu" "$work/consumer-pc" "$work/data"
+# No public header exposes liburing or OpenSSL: embedders include only ours.
+if grep -rlE '#include *[<"](liburing|openssl)' "$work/prefix/include/ringfetch"; then
+  echo "a public header includes liburing or OpenSSL" >&2
+  exit 1
+fi
 # Each public header compiles on its own.
 for h in "$work"/prefix/include/ringfetch/*.hpp "$work"/prefix/include/ringfetch/*/*.hpp; do
   [ -f "$h" ] || continue
