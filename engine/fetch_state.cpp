@@ -78,16 +78,30 @@ bool FetchState::allocate_extent_locked(uint32_t e) {
   // The waiter may run long after this fetch (and its engine) are gone, when a view outliving them is dropped:
   // it reaches the engine only through a live state. It posts rather than dispatching here because a release
   // can happen under this state's lock.
-  std::weak_ptr<FetchState> weak = weak_from_this();
-  auto on_release = [weak] {
-    if (auto self = weak.lock()) {
-      self->engine->pick_worker().post([weak] {
-        if (auto state = weak.lock()) state->dispatch();
-      });
+  // One parked waiter per fetch at a time: every failed dispatch parking another would make each release run
+  // (and post) as many dispatches as there were failures.
+  const uint64_t bytes = align_up(planned.length, alignment);
+  if (arena_waiter_parked) {
+    if (!engine->arena->try_allocate(bytes, alignment, &span)) return false;
+  } else {
+    std::weak_ptr<FetchState> weak = weak_from_this();
+    auto on_release = [weak] {
+      if (auto self = weak.lock()) {
+        self->engine->pick_worker().post([weak] {
+          if (auto state = weak.lock()) {
+            {
+              std::lock_guard lock(state->mutex);
+              state->arena_waiter_parked = false;
+            }
+            state->dispatch();
+          }
+        });
+      }
+    };
+    if (!engine->arena->allocate_or_park(bytes, alignment, &span, on_release)) {
+      arena_waiter_parked = true;
+      return false;
     }
-  };
-  if (!engine->arena->allocate_or_park(align_up(planned.length, alignment), alignment, &span, on_release)) {
-    return false;
   }
   ext.memory = std::make_shared<engine::ArenaLease>(engine->arena, span);
   ext.data = span.data;
@@ -172,14 +186,22 @@ void FetchState::issue_locked(uint32_t r, uint32_t first, uint32_t end,
 void FetchState::post(std::vector<std::pair<engine::Worker*, engine::ReadTask*>>& tasks) {
   engine::Source* source = store->source.get();
   for (auto [worker, task] : tasks) {
-    worker->post([source, worker, task] {
+    std::shared_ptr<FetchState> self = shared_from_this();
+    worker->post([self, source, worker, task] {
       // The task owns itself from here: done() runs once, then the task is deleted.
       auto done = std::move(task->done);
       task->done = [task, done = std::move(done)](Status status) {
         std::unique_ptr<engine::ReadTask> owned(task);
         done(std::move(status));
       };
-      source->start_read(*worker, task);
+      bool cancelled_before_start;
+      {
+        std::lock_guard lock(self->mutex);
+        cancelled_before_start = self->cancelled;
+      }
+      // A cancel that arrived before the read started could not reach it: end it here instead.
+      if (cancelled_before_start) task->done(Status(ErrorKind::kCancelled, "fetch cancelled"));
+      else source->start_read(*worker, task);
     });
   }
 }
@@ -297,13 +319,17 @@ void FetchState::wait_all() {
 }
 
 void FetchState::cancel() {
+  std::vector<std::pair<engine::ReadTask*, engine::Worker*>> to_cancel;
   std::unique_lock lock(mutex);
   cancelled = true;
+  to_cancel.assign(running.begin(), running.end());
+  lock.unlock();
   // Ask each worker to stop its reads of this fetch: a stalled network read would otherwise hold the caller
   // until its timeout. A read that completes first is simply gone from `running` when the request arrives.
+  // (Posted without the lock held: a post may run on this thread when its worker has already stopped.)
   engine::Source* source = store->source.get();
   std::shared_ptr<FetchState> self = shared_from_this();
-  for (auto [task, worker] : running) {
+  for (auto [task, worker] : to_cancel) {
     worker->post([self, source, worker, task] {
       bool still_running;
       {
@@ -313,6 +339,7 @@ void FetchState::cancel() {
       if (still_running) source->cancel_read(*worker, task);
     });
   }
+  lock.lock();
   changed.wait(lock, [&] { return in_flight == 0 && delivering == 0; });
 }
 

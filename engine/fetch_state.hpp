@@ -71,6 +71,7 @@ struct FetchState : std::enable_shared_from_this<FetchState> {
   unsigned in_flight = 0;
   unsigned delivering = 0;       // completions whose callbacks are running outside the lock
   bool waiting_for_memory = false;
+  bool arena_waiter_parked = false;  // a waiter of this fetch is parked on the arena
   bool cancelled = false;
   std::unordered_map<engine::ReadTask*, engine::Worker*> running;  // reads in flight and their workers
   size_t next_item = 0;       // plan-order cursor of next()

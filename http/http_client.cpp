@@ -113,7 +113,15 @@ class Exchange final : public ConnectionUser {
     send_request();
   }
 
+  // A cancel that raced with an operation's real completion: stop at the next step instead of going on.
+  bool stop_if_cancelled() {
+    if (!cancelled_) return false;
+    fail_attempt(Status(ErrorKind::kCancelled, what() + ": cancelled"), false);
+    return true;
+  }
+
   void on_connected(const Status& status) override {
+    if (stop_if_cancelled()) return;
     if (!status.ok()) {
       // Certificate and name checks fail the same way every time: no retry.
       const bool tls_verdict = status.message().find("certificate") != std::string::npos;
@@ -124,6 +132,7 @@ class Exchange final : public ConnectionUser {
   }
 
   void on_sent(const Status& status) override {
+    if (stop_if_cancelled()) return;
     if (!status.ok()) {
       fail_attempt(status, true);
       return;
@@ -134,6 +143,7 @@ class Exchange final : public ConnectionUser {
   }
 
   void on_received(int32_t n) override {
+    if (stop_if_cancelled()) return;
     if (n < 0 && n != -ECANCELED) {
       if (n == -EPROTO && !conn_->tls_status().ok()) {
         fail_attempt(conn_->tls_status(), true);
@@ -189,14 +199,14 @@ class Exchange final : public ConnectionUser {
     if (call_->decorate) {
       Status decorated = call_->decorate(head);
       if (!decorated.ok()) {
-        finish(decorated);
+        fail_attempt(decorated, false);  // gives the connection's pool slot back
         return;
       }
     }
     std::string wire;
     Status written = write_request_head(head, &wire);
     if (!written.ok()) {
-      finish(written);
+      fail_attempt(written, false);
       return;
     }
     // The body is sent from the caller's memory (no copy on plain HTTP).
@@ -239,6 +249,22 @@ class Exchange final : public ConnectionUser {
 
   void on_head(std::span<const std::byte> leftover) {
     const ResponseHead& head = parser_.head();
+    if (head.status >= 100 && head.status < 200 && head.status != 101) {
+      // An interim answer (100 Continue, 103 Early Hints): the real head follows, maybe in these very bytes.
+      parser_.reset();
+      const ResponseHeadParser::Result r =
+          parser_.feed(std::span<const char>(reinterpret_cast<const char*>(leftover.data()), leftover.size()));
+      if (r.progress == ResponseHeadParser::Progress::kError) {
+        fail_attempt(Status(parser_.status().kind(), "bad response from " + client_.endpoint().host_header + ": " +
+                                                         parser_.status().message()),
+                     false);
+      } else if (r.progress == ResponseHeadParser::Progress::kNeedMore) {
+        receive_head();
+      } else {
+        on_head(leftover.subspan(r.consumed));
+      }
+      return;
+    }
     must_close_ = head.connection_close;
     if (call_->check_head) {
       Status checked = call_->check_head(head);
@@ -274,6 +300,10 @@ class Exchange final : public ConnectionUser {
   Status frame_ranged_body(const ResponseHead& head) {
     const uint64_t first = call_->range->first + delivered_;
     const uint64_t last = call_->range->last;
+    if (head.chunked) {
+      return Status(ErrorKind::kUnsupported, what() + ": server sent the ranged body with chunked transfer coding; "
+                                                      "a body that lands in place needs Content-Length");
+    }
     if (head.status == 206) {
       const auto& cr = head.content_range;
       if (!cr || cr->unsatisfied || cr->first != first || cr->last != last ||
@@ -432,6 +462,7 @@ class Exchange final : public ConnectionUser {
       const size_t n = std::min<uint64_t>(bytes.size(), text_remaining_);
       call_->text.append(bytes.data(), n);
       text_remaining_ -= n;
+      if (n < bytes.size()) must_close_ = true;  // more than the response: do not reuse the connection
     }
     if (call_->text.size() > call_->text_limit) {
       must_close_ = true;

@@ -316,5 +316,27 @@ TEST(HttpFetch, ShutdownRightAfterAFetchNeverHangs) {
   }
 }
 
+// A request that cannot be written (here: a header value with CR LF, which would inject a header) fails at once
+// and gives its connection slot back, so later calls on the same pool still run instead of waiting forever.
+TEST(HttpFetch, UnwritableRequestsFailWithoutLeakingConnectionSlots) {
+  auto& data = http_test_data();
+  Engine engine({.threads = 1, .arena_bytes = 8 << 20});
+  StoreOptions options;
+  options.http.connections = 1;
+  options.http.headers = {{"X-Note", "a\r\nInjected: yes"}};
+  Store store = Store::open(data.http_root(), engine, options);
+  Plan plan;
+  plan.add("small", 0, 10);
+  for (int round = 0; round < 3; ++round) {
+    try {
+      store.fetch(plan).wait();
+      FAIL() << "a header with CR LF was sent";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find("invalid HTTP request"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ringfetch
