@@ -219,5 +219,18 @@ TEST_F(HttpFaults, DroppingABatchCancelsAStalledRead) {
   EXPECT_EQ(engine.stats().retries, 0u);
 }
 
+TEST_F(HttpFaults, InterimAnswerBeforeTheRealOneIsSkipped) {
+  server_.push_fault(Fault::interim_answer());
+  Stats stats = fetch_ok(1000, 3000, options());
+  EXPECT_EQ(stats.retries, 0u);
+  fetch_ok(5000, 100, options());  // the connection is still in step
+}
+
+TEST_F(HttpFaults, ChunkedRangedBodyIsRefusedNotWrittenIntoTheItem) {
+  server_.push_fault(Fault::chunked_body());
+  Error e = fetch_error(0, 5000, options(), {"chunked"});
+  EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+}
+
 }  // namespace
 }  // namespace ringfetch

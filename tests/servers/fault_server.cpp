@@ -516,6 +516,8 @@ Fault Fault::close_idle() { return fault_of(FaultKind::kCloseIdle); }
 Fault Fault::full_200() { return fault_of(FaultKind::kFull200); }
 Fault Fault::change_etag() { return fault_of(FaultKind::kChangeEtag); }
 Fault Fault::none() { return fault_of(FaultKind::kNone); }
+Fault Fault::interim_answer() { return fault_of(FaultKind::kInterimAnswer); }
+Fault Fault::chunked_body() { return fault_of(FaultKind::kChunkedBody); }
 
 std::optional<std::string> LoggedRequest::header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
@@ -1129,6 +1131,18 @@ Wire FaultServer::Impl::respond(const LoggedRequest& request, const Admission& a
   wire.bytes += "\r\n" + reply.text_body;
   wire.body_offset = reply.body_offset;
   wire.body_length = reply.body_length;
+  if (kind == FaultKind::kChunkedBody) {
+    // The same answer with its body as one chunk: the Content-Length line gives way to Transfer-Encoding.
+    const size_t cl = wire.bytes.find("Content-Length: ");
+    wire.bytes.replace(cl, wire.bytes.find("\r\n", cl) + 2 - cl, "Transfer-Encoding: chunked\r\n");
+    char size_line[32];
+    std::snprintf(size_line, sizeof(size_line), "%llx\r\n", static_cast<unsigned long long>(wire.body_length));
+    wire.bytes += size_line;
+    wire.bytes.append(reinterpret_cast<const char*>(object.data()) + wire.body_offset, wire.body_length);
+    wire.bytes += "\r\n0\r\n\r\n";
+    wire.body_length = 0;
+  }
+  if (kind == FaultKind::kInterimAnswer) wire.bytes.insert(0, "HTTP/1.1 103 Early Hints\r\nLink: </hint>; rel=preload\r\n\r\n");
   wire.after = close ? AfterSend::kClose : AfterSend::kKeepAlive;
   switch (kind) {
     case FaultKind::kResetMidBody:

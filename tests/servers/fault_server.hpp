@@ -37,6 +37,8 @@ enum class FaultKind {
   kCloseIdle,          // close the connection without answering (a server dropping an idle keep-alive connection)
   kFull200,            // ignore Range: 200 with the whole object
   kChangeEtag,         // the object gets a new ETag from this request on (this answer already carries it)
+  kInterimAnswer,      // a 103 Early Hints head before the normal answer
+  kChunkedBody,        // the normal answer's body sent with Transfer-Encoding: chunked (no Content-Length)
 };
 
 struct Fault {
@@ -60,6 +62,8 @@ struct Fault {
   static Fault full_200();
   static Fault change_etag();
   static Fault none();
+  static Fault interim_answer();
+  static Fault chunked_body();
 };
 
 // One request as received. Malformed heads (answered 400) and bodies over the limit (413) are neither logged nor
