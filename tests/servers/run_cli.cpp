@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -120,6 +122,20 @@ CliResult run_cli(const std::vector<std::string>& args, const std::map<std::stri
 std::string describe(const CliResult& result) {
   return "exit " + std::to_string(result.exit_code) + "\n--- stdout ---\n" + result.out + "\n--- stderr ---\n" +
          result.err;
+}
+
+size_t line_count(const std::string& text) { return static_cast<size_t>(std::count(text.begin(), text.end(), '\n')); }
+
+::testing::AssertionResult failed_with(const CliResult& result, int exit_code, std::string_view expected) {
+  if (result.exit_code != exit_code) {
+    return ::testing::AssertionFailure() << "exit status " << result.exit_code << ", wanted " << exit_code << "\n"
+                                         << describe(result);
+  }
+  if (line_count(result.err) != 1) return ::testing::AssertionFailure() << "not one line on stderr\n" << describe(result);
+  if (result.err.find(expected) == std::string::npos) {
+    return ::testing::AssertionFailure() << "expected '" << expected << "'\n" << describe(result);
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace ringfetch::testing

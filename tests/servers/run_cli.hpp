@@ -3,9 +3,12 @@
 // and fails the test.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ringfetch::testing {
@@ -25,5 +28,12 @@ CliResult run_cli(const std::vector<std::string>& args, const std::map<std::stri
 
 // "exit N", then stdout and stderr, for failure messages.
 std::string describe(const CliResult& result);
+
+// Lines in `text` (newline count).
+size_t line_count(const std::string& text);
+
+// The command failed the way the CLI promises: exit status `exit_code` and exactly one line on stderr, which
+// contains `expected`.
+::testing::AssertionResult failed_with(const CliResult& result, int exit_code, std::string_view expected);
 
 }  // namespace ringfetch::testing
