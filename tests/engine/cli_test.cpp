@@ -32,8 +32,8 @@ using testing::failed_with;
 using testing::line_count;
 using testing::run_cli;
 
-constexpr int kExitRuntimeError = 1;
-constexpr int kExitUsage = 2;
+using testing::kExitRuntimeError;
+using testing::kExitUsage;
 constexpr uint64_t kBlobBytes = (3 << 20) + 12345;  // not a multiple of any block size
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents at the end of the test.

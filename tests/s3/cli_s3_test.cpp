@@ -34,8 +34,8 @@ using testing::describe;
 using testing::failed_with;
 using testing::line_count;
 
-constexpr int kExitRuntimeError = 1;
-constexpr int kExitUsage = 2;
+using testing::kExitRuntimeError;
+using testing::kExitUsage;
 constexpr uint64_t kBigBytes = (20ull << 20) + 12345;  // 5 parts of 5 MiB, the last one short
 constexpr uint64_t kBigSeed = 41;
 constexpr uint64_t kMaxBucketName = 63;

@@ -13,6 +13,10 @@
 
 namespace ringfetch::testing {
 
+// The CLI's exit statuses: 1 when the work failed, 2 when the command line is wrong.
+inline constexpr int kExitRuntimeError = 1;
+inline constexpr int kExitUsage = 2;
+
 inline constexpr auto kCliTimeout = std::chrono::seconds(180);  // the 64 MiB demo takes a few seconds
 
 struct CliResult {
