@@ -46,6 +46,7 @@ std::string_view to_string(ErrorKind kind) noexcept {
     case ErrorKind::kIntegrity: return "integrity error";
     case ErrorKind::kUnsupported: return "unsupported";
     case ErrorKind::kCancelled: return "cancelled";
+    case ErrorKind::kResourceExhausted: return "resource exhausted";
   }
   return "unknown";
 }

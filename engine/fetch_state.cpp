@@ -292,7 +292,7 @@ ItemView FetchState::make_view_locked(uint32_t i) {
     Status status(ext.status.kind(),
                   "item " + std::to_string(i) + " of " + objects[item.object]->display + " (" +
                       range_text(item.offset, item.length) + "): " + ext.status.message(),
-                  ext.status.http_status(), ext.status.s3_code());
+                  ext.status.http_status(), ext.status.s3_code(), ext.status.request_id());
     return ItemView(i, object_names[item.object], item.offset, {}, nullptr, std::move(status));
   }
   if (!item.destination.empty()) {

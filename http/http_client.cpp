@@ -572,7 +572,7 @@ class Exchange final : public ConnectionUser {
     if (attempts_ >= client_.options().max_attempts) {
       finish(Status(status.kind(), what() + " failed after " + std::to_string(attempts_) +
                                        (attempts_ == 1 ? " attempt: " : " attempts: ") + status.message(),
-                    status.http_status(), status.s3_code()));
+                    status.http_status(), status.s3_code(), status.request_id()));
       return;
     }
     client_.engine().counters.add(client_.engine().counters.retries, 1);

@@ -137,11 +137,11 @@ HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task) {
 Status ranged_get_error(const ResponseHead& head, const std::string&, const std::string& what, Status otherwise) {
   if (head.status == 412) {
     return Status(ErrorKind::kIntegrity, what + ": the object changed during the read (If-Match failed)", 412,
-                  otherwise.s3_code());
+                  otherwise.s3_code(), otherwise.request_id());
   }
   if (head.status == 416) {
     return Status(ErrorKind::kInvalidArgument, what + ": range not satisfiable (past the end of the object)", 416,
-                  otherwise.s3_code());
+                  otherwise.s3_code(), otherwise.request_id());
   }
   return otherwise;
 }

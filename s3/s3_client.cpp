@@ -138,7 +138,7 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
     const Status aborted = service_->execute(abort, bucket);
     const std::string note = aborted.ok() ? " (upload " + upload_id + " aborted)"
                                           : " (aborting upload " + upload_id + " failed too: " + aborted.message() + ")";
-    throw Error(e.kind(), std::string(e.what()) + note, e.http_status(), e.s3_code());
+    throw Error(e.kind(), std::string(e.what()) + note, e.http_status(), e.s3_code(), e.request_id());
   }
 }
 

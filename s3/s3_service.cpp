@@ -73,7 +73,7 @@ Status s3_error(const http::ResponseHead& head, const std::string& body, const s
   std::string message = what + ": " + e.code + " (HTTP " + std::to_string(head.status) + ")";
   if (!e.message.empty()) message += ": " + e.message;
   if (!e.request_id.empty()) message += " [RequestId " + e.request_id + "]";
-  return Status(ErrorKind::kS3, message, head.status, e.code);
+  return Status(ErrorKind::kS3, message, head.status, e.code, e.request_id);
 }
 
 bool s3_retryable(const http::ResponseHead& head, const std::string& body) {
@@ -295,7 +295,7 @@ void S3Service::on_endpoint_done(engine::Worker& worker, http::HttpCall* call, c
   if (!status.ok() && route->tried.size() > 1) {
     done(Status(status.kind(),
                 status.message() + " (every endpoint failed: " + std::to_string(route->tried.size()) + " tried)",
-                status.http_status(), status.s3_code()));
+                status.http_status(), status.s3_code(), status.request_id()));
     return;
   }
   done(status);
