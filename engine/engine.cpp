@@ -1,9 +1,14 @@
-// Engine: picks the backend (io_uring, or epoll with a logged reason), maps and faults in the arena, starts the
-// workers, registers the arena with every ring (or records why not), and keeps the counters.
+// Engine: picks the backend (io_uring, or epoll with a logged reason), starts the workers, sets up the sparse
+// registered-buffer table (scratch first; arena chunks join it as they are made), keeps the counters, and shuts
+// down: live fetches are ended with kCancelled, workers drained and joined.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "engine/engine_impl.hpp"
@@ -51,7 +56,28 @@ std::string_view to_string(ErrorKind kind) noexcept {
   return "unknown";
 }
 
-Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
+namespace {
+uint64_t default_memory_limit(uint64_t arena_bytes) {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  const uint64_t physical = pages > 0 && page_size > 0 ? uint64_t(pages) * uint64_t(page_size) : (8ull << 30);
+  return std::max(arena_bytes, physical / 4);
+}
+
+}  // namespace
+
+namespace engine {
+void check_not_engine_thread(const char* call) {
+  if (Worker::current() != nullptr) {
+    throw Error(ErrorKind::kUnsupported,
+                std::string(call) +
+                    " was called on an engine thread (from a fetch callback); it would wait for that thread and never "
+                    "return. Make the call from another thread, or hand the work over to one");
+  }
+}
+}  // namespace engine
+
+Engine::Engine(EngineOptions options) : impl_(std::make_shared<Impl>()) {
   Impl& e = *impl_;
   if (options.threads == 0) throw Error(ErrorKind::kInvalidArgument, "EngineOptions::threads must be at least 1");
   if (options.ring_entries == 0) throw Error(ErrorKind::kInvalidArgument, "EngineOptions::ring_entries must be > 0");
@@ -62,9 +88,9 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   if (backend == Backend::kEpoll) e.fallback_reason = "epoll backend requested";
 
   engine::RegisteredArena::Options arena_options;
-  arena_options.bytes = options.arena_bytes + options.threads * Impl::kScratchBytes;
+  arena_options.base_bytes = options.arena_bytes;
+  arena_options.limit_bytes = options.memory_limit.value_or(default_memory_limit(options.arena_bytes));
   arena_options.huge_pages = options.huge_pages;
-  arena_options.prefault = options.prefault;
   engine::RegisteredArena::create(arena_options, &e.arena).check();
 
   engine::LoopOptions loop_options;
@@ -79,7 +105,7 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
       worker = engine::Worker::start(i, kind, loop_options, &reason);
     }
     if (!worker) {
-      e.workers.clear();
+      impl_->shutdown();
       throw Error(ErrorKind::kUnsupported,
                   "cannot start engine thread: " + reason +
                       (kind == engine::BackendKind::kIoUring
@@ -90,7 +116,17 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   }
   e.backend = kind;
   e.slot_used.assign(Impl::kBufferSlots, false);
-  for (unsigned c = 0; c < e.arena->chunk_count(); ++c) e.slot_used[c] = true;
+
+  // Scratch for gap bytes: small, registered at once (its slots are the first ones), apart from the arena.
+  for (auto& w : e.workers) {
+    void* p = mmap(nullptr, Impl::kScratchBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      impl_->shutdown();
+      throw Error(ErrorKind::kIo, std::string("cannot map scratch memory: ") + strerror(errno));
+    }
+    e.scratch_mappings.emplace_back(static_cast<std::byte*>(p), Impl::kScratchBytes);
+    w->set_scratch({static_cast<std::byte*>(p), Impl::kScratchBytes}, -1);
+  }
 
   const bool want_registration = options.register_buffers && !env_true("RINGFETCH_NO_REGISTER") &&
                                  kind == engine::BackendKind::kIoUring;
@@ -98,14 +134,23 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
     std::string reason;
     bool ok = true;
     for (auto& w : e.workers) {
-      w->call([&] {
-        ok = ok && w->loop().register_buffer_slots(Impl::kBufferSlots, &reason);
-        for (unsigned c = 0; ok && c < e.arena->chunk_count(); ++c)
-          ok = w->loop().set_buffer(c, e.arena->chunk(c), &reason);
-      });
+      w->call([&] { ok = ok && w->loop().register_buffer_slots(Impl::kBufferSlots, &reason); });
+    }
+    for (size_t i = 0; ok && i < e.workers.size(); ++i) {
+      const int32_t slot = static_cast<int32_t>(i);
+      e.slot_used[i] = true;
+      const std::span<std::byte> scratch = e.workers[i]->scratch();
+      for (auto& w : e.workers) {
+        w->call([&] {
+          ok = ok && w->loop().set_buffer(static_cast<unsigned>(slot), scratch, &reason);
+          if (ok) w->set_slot_ready(slot, true);
+        });
+      }
+      if (ok) e.workers[i]->set_scratch(scratch, slot);
     }
     e.buffers_registered = ok;
     if (!ok) {
+      for (auto& w : e.workers) w->set_scratch(w->scratch(), -1);
       std::string why = "buffer registration refused (" + reason + "); using plain reads";
       e.fallback_reason = e.fallback_reason.empty() ? why : e.fallback_reason + "; " + why;
       log_fallback_once(why);
@@ -113,21 +158,117 @@ Engine::Engine(EngineOptions options) : impl_(std::make_unique<Impl>()) {
   } else if (kind == engine::BackendKind::kIoUring) {
     e.fallback_reason = "buffer registration turned off; using plain reads";
   }
+  if (e.buffers_registered) e.arena->set_registrar(&e);
+}
 
-  for (auto& w : e.workers) {
-    engine::ArenaSpan scratch;
-    if (!e.arena->try_allocate(Impl::kScratchBytes, engine::RegisteredArena::kPageBytes, &scratch))
-      throw Error(ErrorKind::kIo, "arena too small for scratch space");
-    w->set_scratch({scratch.data, scratch.length}, e.arena_slot(scratch));
+Engine::~Engine() { impl_->shutdown(); }
+
+Engine::Impl::~Impl() {
+  shutdown();
+  for (auto [p, n] : scratch_mappings) munmap(p, n);
+}
+
+void Engine::Impl::shutdown() {
+  if (stopped.exchange(true)) return;
+  if (arena) arena->set_registrar(nullptr);
+  std::vector<std::shared_ptr<engine::ShutdownListener>> live;
+  {
+    std::lock_guard lock(listeners_mutex);
+    for (auto& weak : listeners)
+      if (auto l = weak.lock()) live.push_back(std::move(l));
+  }
+  for (auto& l : live) l->on_engine_stopping();
+  // Ask every worker to stop before joining any: each drains its own work, and work finishing on one may need
+  // another to tidy up.
+  for (auto& w : workers) w->request_stop();
+  for (auto& w : workers) w->stop();
+  for (auto& l : live) l->on_engine_stopped();
+}
+
+void Engine::Impl::add_listener(const std::shared_ptr<engine::ShutdownListener>& listener) {
+  std::lock_guard lock(listeners_mutex);
+  // Drop entries of operations that ended without removing themselves (bounded growth).
+  for (size_t i = 0; i < listeners.size();) {
+    if (listeners[i].expired()) {
+      listeners[i] = std::move(listeners.back());
+      listeners.pop_back();
+      listener_keys[i] = listener_keys.back();
+      listener_keys.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  listeners.push_back(listener);
+  listener_keys.push_back(listener.get());
+}
+
+void Engine::Impl::remove_listener(const engine::ShutdownListener* listener) {
+  std::lock_guard lock(listeners_mutex);
+  for (size_t i = 0; i < listener_keys.size(); ++i) {
+    if (listener_keys[i] == listener) {
+      listeners[i] = std::move(listeners.back());
+      listeners.pop_back();
+      listener_keys[i] = listener_keys.back();
+      listener_keys.pop_back();
+      return;
+    }
   }
 }
 
-Engine::~Engine() {
-  // Ask every worker to stop before joining any: each drains its own work, and work finishing on one may need
-  // another to tidy up.
-  for (auto& w : impl_->workers) w->request_stop();
-  for (auto& w : impl_->workers) w->stop();
-  impl_->workers.clear();
+int32_t Engine::Impl::reserve_slot() {
+  std::lock_guard lock(regions_mutex);
+  for (unsigned s = 0; s < kBufferSlots; ++s) {
+    if (!slot_used[s]) {
+      slot_used[s] = true;
+      return static_cast<int32_t>(s);
+    }
+  }
+  return -1;
+}
+
+// Each ring registers the chunk when it runs the posted task; reads issued after it on that ring see the slot
+// (Worker::slot_ready). A ring that refuses leaves the slot unready there: its reads into the chunk are plain.
+void Engine::Impl::publish(int32_t slot, std::span<std::byte> memory) {
+  for (auto& w : workers) {
+    engine::Worker* worker = w.get();
+    worker->try_post([worker, slot, memory] {
+      std::string reason;
+      const bool ok = worker->loop().set_buffer(static_cast<unsigned>(slot), memory, &reason);
+      worker->set_slot_ready(slot, ok);
+      if (!ok) log_fallback_once("arena chunk registration refused (" + reason + "); its reads are plain reads");
+    });
+  }
+}
+
+void Engine::Impl::retire(int32_t slot, std::function<void()> done) {
+  struct Countdown {
+    std::atomic<size_t> left{0};
+    std::function<void()> done;
+    int32_t slot = -1;
+    Engine::Impl* engine = nullptr;
+  };
+  auto countdown = std::make_shared<Countdown>();
+  countdown->left = workers.size();
+  countdown->done = std::move(done);
+  countdown->slot = slot;
+  countdown->engine = this;
+  auto finish_one = [countdown] {
+    if (countdown->left.fetch_sub(1) == 1) {
+      countdown->done();
+      std::lock_guard lock(countdown->engine->regions_mutex);
+      countdown->engine->slot_used[static_cast<size_t>(countdown->slot)] = false;
+    }
+  };
+  for (auto& w : workers) {
+    engine::Worker* worker = w.get();
+    if (!worker->try_post([worker, slot, finish_one] {
+          worker->set_slot_ready(slot, false);
+          worker->loop().clear_buffer(static_cast<unsigned>(slot));
+          finish_one();
+        })) {
+      finish_one();  // the ring is gone, and its registrations with it
+    }
+  }
 }
 
 const EngineOptions& Engine::options() const noexcept { return impl_->options; }
@@ -147,6 +288,13 @@ Stats Engine::stats() const {
   s.connections_opened = c.connections_opened.load();
   s.tls_handshakes = c.tls_handshakes.load();
   s.tls_resumptions = c.tls_resumptions.load();
+  const engine::RegisteredArena::Usage usage = impl_->arena->usage();
+  s.arena_base_bytes = usage.base;
+  s.memory_limit_bytes = usage.limit;
+  s.arena_bytes = usage.mapped;
+  s.arena_peak_bytes = usage.peak;
+  s.arena_in_use_bytes = usage.in_use;
+  s.bytes_held_by_views = usage.held;
   s.backend = impl_->backend == engine::BackendKind::kIoUring ? "io_uring" : "epoll";
   s.buffers_registered = impl_->buffers_registered;
   s.fallback_reason = impl_->fallback_reason;
@@ -169,14 +317,19 @@ int32_t Engine::Impl::slot_for(const std::byte* p, uint64_t n) {
 }
 
 void Engine::Impl::unregister_slot(int slot) {
-  for (auto& w : workers) w->call([&] { w->loop().clear_buffer(static_cast<unsigned>(slot)); });
+  for (auto& w : workers) {
+    w->call([&] {
+      w->set_slot_ready(slot, false);
+      w->loop().clear_buffer(static_cast<unsigned>(slot));
+    });
+  }
   std::lock_guard lock(regions_mutex);
   std::erase_if(regions, [&](const CallerRegion& r) { return r.slot == slot; });
   slot_used[static_cast<size_t>(slot)] = false;
 }
 
 struct MemoryRegistration::Impl {
-  Engine::Impl* engine = nullptr;
+  std::shared_ptr<Engine::Impl> engine;
   int slot = -1;
   ~Impl() {
     if (engine != nullptr && slot >= 0) engine->unregister_slot(slot);
@@ -196,28 +349,23 @@ MemoryRegistration& MemoryRegistration::operator=(MemoryRegistration&& other) no
 MemoryRegistration::~MemoryRegistration() = default;
 
 MemoryRegistration Engine::register_memory(std::span<std::byte> memory) {
+  engine::check_not_engine_thread("Engine::register_memory");
   MemoryRegistration registration;
   Impl& e = *impl_;
-  if (!e.buffers_registered || memory.empty()) return registration;
-  int slot = -1;
-  {
-    std::lock_guard lock(e.regions_mutex);
-    for (unsigned s = 0; s < Impl::kBufferSlots; ++s) {
-      if (!e.slot_used[s]) {
-        slot = static_cast<int>(s);
-        e.slot_used[s] = true;
-        break;
-      }
-    }
-  }
+  if (!e.buffers_registered || memory.empty() || e.stopped.load()) return registration;
+  const int slot = e.reserve_slot();
   if (slot < 0) return registration;  // table full: destinations stay plain reads
   bool ok = true;
   std::string reason;
-  for (auto& w : e.workers)
-    w->call([&] { ok = ok && w->loop().set_buffer(static_cast<unsigned>(slot), memory, &reason); });
   auto impl = std::make_shared<MemoryRegistration::Impl>();
-  impl->engine = &e;
+  impl->engine = impl_;
   impl->slot = slot;
+  for (auto& w : e.workers) {
+    w->call([&] {
+      ok = ok && w->loop().set_buffer(static_cast<unsigned>(slot), memory, &reason);
+      if (ok) w->set_slot_ready(slot, true);
+    });
+  }
   if (!ok) return registration;  // impl's destructor clears the partial registration and frees the slot
   {
     std::lock_guard lock(e.regions_mutex);
@@ -228,24 +376,4 @@ MemoryRegistration Engine::register_memory(std::span<std::byte> memory) {
   return registration;
 }
 
-namespace engine {
-
-namespace {
-std::map<std::string, SourceFactory>& factories() {
-  static std::map<std::string, SourceFactory> registry;
-  return registry;
-}
-}  // namespace
-
-bool register_source_factory(const std::string& scheme, SourceFactory factory) {
-  factories()[scheme] = factory;
-  return true;
-}
-
-SourceFactory find_source_factory(const std::string& scheme) {
-  auto it = factories().find(scheme);
-  return it == factories().end() ? nullptr : it->second;
-}
-
-}  // namespace engine
 }  // namespace ringfetch

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "engine/engine_impl.hpp"
+#include "engine/file_source.hpp"
 
 namespace ringfetch::engine {
 namespace {
@@ -35,7 +35,7 @@ struct FileOp {
   FileRead* read = nullptr;
 };
 
-struct FileRead {
+struct FileRead final : SourceRead {
   ReadTask* task = nullptr;
   Worker* worker = nullptr;
   std::shared_ptr<SourceObject> object;  // keeps the fd open while reads are in flight
@@ -51,8 +51,9 @@ void finish_op(FileRead* read) {
   if (--read->pending != 0) return;
   ReadTask* task = read->task;
   Status status = std::move(read->status);
-  delete read;
-  task->done(std::move(status));
+  read->status = Status();
+  read->object.reset();
+  task->complete(std::move(status));
 }
 
 void on_file_op(Completion* c) {
@@ -119,7 +120,10 @@ class FileSource final : public Source {
   }
 
   void start_read(Worker& worker, ReadTask* task) override {
-    auto* read = new FileRead();
+    // The task's own FileRead, kept across the task's reuse: no allocation per read once its ops vector has grown.
+    if (task->source_read == nullptr) task->source_read = std::make_unique<FileRead>();
+    auto* read = static_cast<FileRead*>(task->source_read.get());
+    read->ops.clear();
     read->task = task;
     read->worker = &worker;
     read->object = task->object;
@@ -179,7 +183,9 @@ class FileSource final : public Source {
   bool direct_;
 };
 
-Status make_file_source(const Url& root, Engine::Impl&, const StoreOptions&, std::unique_ptr<Source>* out) {
+}  // namespace
+
+Status make_file_source(const Url& root, std::unique_ptr<Source>* out) {
   struct stat st{};
   if (stat(root.path.c_str(), &st) != 0) {
     return Status(ErrorKind::kInvalidArgument, "store root " + root.scheme + "://" + root.path + ": " + strerror(errno));
@@ -191,8 +197,4 @@ Status make_file_source(const Url& root, Engine::Impl&, const StoreOptions&, std
   return {};
 }
 
-const bool kRegisteredFile = register_source_factory("file", &make_file_source);
-const bool kRegisteredDirect = register_source_factory("direct", &make_file_source);
-
-}  // namespace
 }  // namespace ringfetch::engine

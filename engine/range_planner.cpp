@@ -189,7 +189,12 @@ uint64_t build_exact_extents(std::span<const PlannerItem> items, bool has_destin
 // widening left it exactly the caller's item: once it grew (alignment padding) or absorbed a neighbour, its memory is no longer
 // the caller's span, so it is marked destination=false and the engine reads into arena memory and copies the
 // item's bytes out (a bounce copy).
-void widen_and_merge_extents(uint64_t alignment, std::span<const uint64_t> object_sizes,
+//
+// Merging stops at max_merged bytes (part_size): items back to back at unaligned offsets share a block with each
+// neighbour, and merging them all would make a whole file one extent that must fit in memory at once. Past the cap
+// the next extent starts a new one that overlaps the previous by at most one block; that block is read twice, in
+// two requests (overlapping extents never share a group).
+void widen_and_merge_extents(uint64_t alignment, uint64_t max_merged, std::span<const uint64_t> object_sizes,
                              std::vector<Extent>* extents) {
   size_t kept = 0;
   for (size_t index = 0; index < extents->size(); ++index) {
@@ -202,8 +207,10 @@ void widen_and_merge_extents(uint64_t alignment, std::span<const uint64_t> objec
     extent.length = end - start;
     if (kept > 0) {
       Extent& previous = (*extents)[kept - 1];
-      if (previous.object == extent.object && extent.offset < extent_end(previous)) {
-        previous.length = std::max(extent_end(previous), end) - previous.offset;
+      const uint64_t merged_end = std::max(extent_end(previous), end);
+      if (previous.object == extent.object && extent.offset < extent_end(previous) &&
+          merged_end - previous.offset <= max_merged) {
+        previous.length = merged_end - previous.offset;
         previous.item_count += extent.item_count;
         previous.destination = false;
         continue;
@@ -235,6 +242,7 @@ struct GroupSpan {
 GroupSpan next_group(const std::vector<Extent>& extents, size_t first, uint64_t max_gap) {
   size_t last = first;
   while (last + 1 < extents.size() && extents[last + 1].object == extents[first].object &&
+         extents[last + 1].offset >= extent_end(extents[last]) &&  // overlapping (aligned) extents: a new group
          extents[last + 1].offset - extent_end(extents[last]) <= max_gap) {
     ++last;
   }
@@ -339,7 +347,9 @@ Status plan_ranges(std::span<const PlannerItem> items, const PlannerOptions& opt
 
   out->extents.reserve(sorted.size());
   out->bytes_requested = build_exact_extents(items, has_destinations, sorted, &out->extents);
-  if (options.alignment > 1) widen_and_merge_extents(options.alignment, object_sizes, &out->extents);
+  if (options.alignment > 1) {
+    widen_and_merge_extents(options.alignment, options.part_size, object_sizes, &out->extents);
+  }
   map_items_to_extents(items.size(), sorted, out);
 
   status = build_requests(options, out);

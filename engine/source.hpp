@@ -41,14 +41,35 @@ struct ReadPiece {
   int32_t buf_index = -1;  // registered slot holding data, or -1
 };
 
+// Per-read state a source keeps with a task. A task is reused for many reads (a fetch keeps a slab of them), so a
+// source allocates its state once per task and resets it per read.
+struct SourceRead {
+  virtual ~SourceRead() = default;
+};
+
+// One read: [offset, offset+length) of `object` into consecutive pieces. Owned by the fetch that issues it and reused
+// across reads; the source must call complete() exactly once per start_read, on the worker thread that started it.
 struct ReadTask {
+  using DoneFn = void (*)(ReadTask* task, Status status);
+
   std::shared_ptr<SourceObject> object;
   uint64_t offset = 0;
-  uint64_t length = 0;           // sum of piece lengths
+  uint64_t length = 0;            // sum of piece lengths
   std::vector<ReadPiece> pieces;  // consecutive: piece k starts where k-1 ended
-  // Called exactly once on the worker thread that started the read. The task may be destroyed inside it.
-  std::function<void(Status)> done;
-  void* source_state = nullptr;  // the source's per-read state, for cancel_read
+  void* source_state = nullptr;   // the source's per-read state while running, for cancel_read
+  std::unique_ptr<SourceRead> source_read;  // the source's reusable state (see SourceRead)
+
+  // The issuer's completion hook and its context (set by the issuer, not by sources).
+  DoneFn on_done = nullptr;
+  void* issuer = nullptr;
+  uint32_t first_segment = 0;
+  uint32_t end_segment = 0;
+  Worker* worker = nullptr;       // where the read runs
+  std::shared_ptr<void> issuer_ref;  // keeps the issuer alive while the read runs
+  bool running = false;           // issued and not yet completed (guarded by the issuer's lock)
+  PostedTask posted;              // intrusive link for Worker::post
+
+  void complete(Status status) { on_done(this, std::move(status)); }
 };
 
 class Source {

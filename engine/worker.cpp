@@ -5,6 +5,11 @@
 #include <future>
 
 namespace ringfetch::engine {
+namespace {
+thread_local Worker* current_worker = nullptr;
+}  // namespace
+
+Worker* Worker::current() noexcept { return current_worker; }
 
 std::unique_ptr<Worker> Worker::start(unsigned id, BackendKind kind, const LoopOptions& options,
                                       std::string* reason) {
@@ -16,7 +21,10 @@ std::unique_ptr<Worker> Worker::start(unsigned id, BackendKind kind, const LoopO
     self->loop_ = make_io_loop(kind, options, &why);
     const bool ok = self->loop_ != nullptr;
     created.set_value(ok ? std::string() : (why.empty() ? std::string("unknown error") : why));
-    if (ok) self->run();
+    if (ok) {
+      current_worker = self;
+      self->run();
+    }
   });
   std::string why = created.get_future().get();
   if (!why.empty()) {
@@ -55,6 +63,31 @@ void Worker::post(std::function<void()> task) {
   if (!on_worker_thread()) loop_->wake();
 }
 
+void Worker::post(PostedTask* task) {
+  {
+    std::unique_lock lock(mutex_);
+    if (exited_) {
+      lock.unlock();
+      task->run(task);
+      return;
+    }
+    task->next = nullptr;
+    if (intrusive_tail_ != nullptr) intrusive_tail_->next = task; else intrusive_head_ = task;
+    intrusive_tail_ = task;
+  }
+  if (!on_worker_thread()) loop_->wake();
+}
+
+bool Worker::try_post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mutex_);
+    if (exited_) return false;
+    tasks_.push_back(std::move(task));
+  }
+  if (!on_worker_thread()) loop_->wake();
+  return true;
+}
+
 void Worker::call(const std::function<void()>& task) {
   if (on_worker_thread()) {
     task();
@@ -70,12 +103,21 @@ void Worker::call(const std::function<void()>& task) {
 
 bool Worker::run_tasks() {
   std::vector<std::function<void()>> batch;
+  PostedTask* intrusive;
   {
     std::lock_guard lock(mutex_);
     batch.swap(tasks_);
+    intrusive = intrusive_head_;
+    intrusive_head_ = intrusive_tail_ = nullptr;
   }
   for (auto& task : batch) task();
-  return !batch.empty();
+  const bool ran = !batch.empty() || intrusive != nullptr;
+  while (intrusive != nullptr) {
+    PostedTask* next = intrusive->next;  // read first: running may reuse the task
+    intrusive->run(intrusive);
+    intrusive = next;
+  }
+  return ran;
 }
 
 void Worker::run() {
@@ -87,7 +129,7 @@ void Worker::run() {
       bool idle;
       {
         std::lock_guard lock(mutex_);
-        idle = tasks_.empty();
+        idle = tasks_.empty() && intrusive_head_ == nullptr;
       }
       if ((idle && loop_->in_flight() == 0) || monotonic_ns() > drain_deadline) break;
     }
@@ -96,12 +138,20 @@ void Worker::run() {
   // From here on post() runs tasks on its caller: another worker still draining may tear down objects that ask this
   // one to clean up (an HTTP pool closing its idle connections), and must not wait for a loop that has ended.
   std::vector<std::function<void()>> late;
+  PostedTask* late_intrusive;
   {
     std::lock_guard lock(mutex_);
     exited_ = true;
     late.swap(tasks_);
+    late_intrusive = intrusive_head_;
+    intrusive_head_ = intrusive_tail_ = nullptr;
   }
   for (auto& task : late) task();
+  while (late_intrusive != nullptr) {
+    PostedTask* next = late_intrusive->next;
+    late_intrusive->run(late_intrusive);
+    late_intrusive = next;
+  }
 }
 
 }  // namespace ringfetch::engine

@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "engine/engine_impl.hpp"
+#include "engine/source.hpp"
 #include "http/connection.hpp"
 #include "http/request_writer.hpp"
 #include "http/response_head_parser.hpp"
-#include "ringfetch/store.hpp"
+#include "ringfetch/options.hpp"
 
 namespace ringfetch::http {
 

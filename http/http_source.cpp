@@ -128,7 +128,7 @@ HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task) {
   call->done = [call, task](const Status& status) {
     std::unique_ptr<HttpCall> owned(call);
     task->source_state = nullptr;
-    task->done(status);
+    task->complete(status);
   };
   task->source_state = call;
   return call;
@@ -153,10 +153,5 @@ void HttpSource::start_read(engine::Worker& worker, engine::ReadTask* task) {
 void HttpSource::cancel_read(engine::Worker&, engine::ReadTask* task) {
   if (task->source_state != nullptr) HttpClient::cancel(static_cast<HttpCall*>(task->source_state));
 }
-
-namespace {
-const bool kRegisteredHttp = engine::register_source_factory("http", &HttpSource::create);
-const bool kRegisteredHttps = engine::register_source_factory("https", &HttpSource::create);
-}  // namespace
 
 }  // namespace ringfetch::http

@@ -48,7 +48,7 @@ std::span<const std::byte> as_bytes(const std::string& text) {
 
 S3Client S3Client::open(Engine& engine, S3Options options, HttpOptions http) {
   std::shared_ptr<S3Service> service;
-  check(S3Service::create(engine.impl(), options, http, &service));
+  check(S3Service::create(*detail::EngineAccess::impl(engine), options, http, &service));
   return S3Client(std::move(service));
 }
 

@@ -1,6 +1,8 @@
 // The s3:// source: s3://bucket/prefix roots; ranged GETs signed with SigV4 and spread over the configured
 // endpoints, the ETag pinned from the first answer (If-Match on the rest, and every answer compared, since some
 // servers ignore If-Match), S3 error documents in the errors.
+#include "s3/s3_source.hpp"
+
 #include "engine/engine_impl.hpp"
 #include "http/http_source.hpp"
 #include "s3/s3_service.hpp"
@@ -62,6 +64,8 @@ class S3Source final : public engine::Source {
   unsigned connections_;
 };
 
+}  // namespace
+
 Status make_s3_source(const engine::Url& root, Engine::Impl& engine, const StoreOptions& options,
                       std::unique_ptr<engine::Source>* out) {
   std::shared_ptr<S3Service> service;
@@ -73,7 +77,4 @@ Status make_s3_source(const engine::Url& root, Engine::Impl& engine, const Store
   return {};
 }
 
-const bool kRegisteredS3 = engine::register_source_factory("s3", &make_s3_source);
-
-}  // namespace
 }  // namespace ringfetch::s3

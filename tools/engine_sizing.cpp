@@ -14,7 +14,6 @@ EngineOptions client_engine_options() {
   EngineOptions options;
   options.threads = default_engine_threads();
   options.arena_bytes = kTokenArenaBytes;
-  options.prefault = false;
   return options;
 }
 

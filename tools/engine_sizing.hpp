@@ -2,7 +2,7 @@
 // are CPU-bound copies in the kernel, so a second ring roughly doubles file:// throughput on a 2-core machine
 // (measured: 5.5 -> 10 GB/s for a 1 GiB load); beyond kMaxDefaultThreads the gain does not pay for the threads.
 // Commands that only make S3Client calls (ls, put, rm) never take memory from the arena (those calls send the
-// caller's memory and get small documents back), so theirs is a token size and is not prefaulted.
+// caller's memory and get small documents back), so theirs is a token size (memory is mapped only as it is used).
 #pragma once
 
 #include <cstdint>
@@ -18,7 +18,7 @@ unsigned default_engine_threads();
 
 constexpr uint64_t kTokenArenaBytes = uint64_t{1} << 20;
 
-// For S3Client-only commands: default_engine_threads() and a kTokenArenaBytes arena, not prefaulted.
+// For S3Client-only commands: default_engine_threads() and a kTokenArenaBytes arena.
 EngineOptions client_engine_options();
 
 }  // namespace ringfetch::cli

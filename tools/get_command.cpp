@@ -57,7 +57,7 @@ GetOptions parse_get_options(const Arguments& args) {
   options.object = split_object_url(options.url);
   options.destination = std::string(line.positional()[1]);
   options.store = connection_options(line);
-  options.store.part_size = line.byte_count("--part-size", StoreOptions::kSourceDefault, 1, UINT64_MAX - 1);
+  if (line.value("--part-size")) options.store.part_size = line.byte_count("--part-size", 0, 1, UINT64_MAX - 1);
   return options;
 }
 
@@ -94,7 +94,6 @@ int run_get(const Arguments& args) {
   EngineOptions engine_options;
   engine_options.threads = 1;
   engine_options.arena_bytes = kGetArenaBytes;
-  engine_options.prefault = false;
   Engine engine(engine_options);
   Store store = Store::open(options.object.root, engine, options.store);
   const uint64_t size = store.size(options.object.key);  // before any file exists: a missing object leaves none

@@ -71,8 +71,8 @@ LoadOptions parse_load_options(const Arguments& args) {
   options.store = connection_options(line);
   options.threads = static_cast<unsigned>(line.number("--threads", default_engine_threads(), 1, kMaxThreads));
   options.arena_mib = line.number("--arena-mib", 0, 1, kMaxArenaMiB);
-  options.store.part_size = line.byte_count("--part-size", StoreOptions::kSourceDefault, 1, UINT64_MAX - 1);
-  options.store.max_gap = line.byte_count("--max-gap", StoreOptions::kSourceDefault, 0, UINT64_MAX - 1);
+  if (line.value("--part-size")) options.store.part_size = line.byte_count("--part-size", 0, 1, UINT64_MAX - 1);
+  if (line.value("--max-gap")) options.store.max_gap = line.byte_count("--max-gap", 0, 0, UINT64_MAX - 1);
   return options;
 }
 

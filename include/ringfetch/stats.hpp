@@ -18,6 +18,12 @@ struct Stats {
   uint64_t retries = 0;            // requests retried after a transient failure
   uint64_t errors = 0;             // items that completed with an error
   uint64_t arena_waits = 0;        // times the scheduler waited for views to be released (backpressure)
+  uint64_t arena_base_bytes = 0;   // EngineOptions::arena_bytes: memory the engine may hold for work in flight
+  uint64_t memory_limit_bytes = 0; // all item memory, views included (EngineOptions::memory_limit)
+  uint64_t arena_bytes = 0;        // memory mapped for items now (grows on demand, shrinks back when views drop)
+  uint64_t arena_peak_bytes = 0;   // most memory mapped at once
+  uint64_t arena_in_use_bytes = 0; // of arena_bytes, allocated to items
+  uint64_t bytes_held_by_views = 0;  // of arena_in_use_bytes, owned only by views the caller keeps
   uint64_t connections_opened = 0;  // TCP connections made (keep-alive reuse keeps this low)
   uint64_t tls_handshakes = 0;      // full or resumed TLS handshakes completed
   uint64_t tls_resumptions = 0;     // handshakes that resumed an earlier session

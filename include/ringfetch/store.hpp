@@ -1,5 +1,11 @@
 // Store: a root URL (file://, direct://, http(s)://, s3://) bound to an Engine. fetch() plans, coalesces and
 // reads a Plan; reader() gives the sequential, DCP-style view of one object.
+//
+// Threading: a Store may be used from several threads at once (fetch, reader, size). A FetchBatch and a Reader
+// belong to one thread at a time. Callbacks given to fetch() run on engine threads, in completion order, one at a
+// time per engine thread; a callback must not block: calls that wait (FetchBatch::next/wait, Store::size,
+// Store::fetch, Store::reader, Engine::register_memory) throw Error(kUnsupported) when made from a callback.
+// Dropping a batch from its own callback is allowed: it stops delivery and returns at once.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +24,7 @@
 #include "ringfetch/engine.hpp"
 #include "ringfetch/item_view.hpp"
 #include "ringfetch/plan.hpp"
-#include "ringfetch/s3/s3_options.hpp"
+#include "ringfetch/options.hpp"
 
 namespace ringfetch {
 
@@ -29,37 +35,14 @@ struct ReaderState;
 }  // namespace detail
 struct ReaderAccess;
 
-struct HttpOptions {
-  unsigned connections = 8;               // keep-alive connections per endpoint
-  uint32_t connect_timeout_ms = 5000;
-  uint32_t first_byte_timeout_ms = 30000;  // request sent -> first response byte
-  uint32_t idle_timeout_ms = 30000;        // longest silence in the middle of a response
-  unsigned max_attempts = 5;               // per request, the first try included
-  uint32_t backoff_base_ms = 20;           // exponential backoff with full jitter
-  uint32_t backoff_max_ms = 2000;
-  bool verify_tls = true;                  // false: no certificate checks (warned once on stderr)
-  std::string ca_file;                     // PEM bundle; default: SSL_CERT_FILE, AWS_CA_BUNDLE, then the system store
-  std::vector<std::pair<std::string, std::string>> headers;  // added to every request
-};
-
-struct StoreOptions {
-  static constexpr uint64_t kSourceDefault = std::numeric_limits<uint64_t>::max();
-  uint64_t max_gap = kSourceDefault;    // read gaps up to this size instead of issuing a new request
-  uint64_t part_size = kSourceDefault;  // longest single request (default 8 MiB)
-  unsigned max_in_flight = 0;           // requests in flight per fetch; 0 = the source's default
-  HttpOptions http;
-  s3::S3Options s3;  // for s3:// roots
-};
-
-struct Range {
-  uint64_t offset = 0;
-  uint64_t length = 0;
-};
-
+// Receives each item of a callback fetch, on an engine thread. A failed item comes with ok() false and status()
+// naming the object, range and cause (the same Error that next() would throw).
 using ItemCallback = std::function<void(const ItemView&)>;
 
 // The items of one fetch. Iterate in plan order (each item as soon as it is complete), or pass a callback to
-// Store::fetch and wait(). Destroying a batch cancels what has not been read and waits for reads in flight.
+// Store::fetch and wait(). Destroying a batch cancels what has not been read and waits (bounded) for reads in
+// flight; destroyed on an engine thread it does not wait. When the engine's memory limit is reached and every byte
+// of it is held by views the caller keeps, the waiting call throws Error(kResourceExhausted) and the batch ends.
 class FetchBatch {
  public:
   FetchBatch() = default;
@@ -150,7 +133,9 @@ class Store {
   // Same, delivering items to on_item (from an engine thread, in completion order) as they complete.
   FetchBatch fetch(const Plan& plan, ItemCallback on_item);
 
-  Reader reader(std::string_view object, std::vector<Range> ranges = {});
+  // Sequential reader of `object`. Ranges may touch (each stays its own item with its own memory); overlapping ranges
+  // are merged. Throws Error(kInvalidArgument) for a range past the object's end.
+  Reader reader(std::string_view object, std::vector<Range> ranges = {}, ReaderOptions options = {});
 
   uint64_t size(std::string_view object);  // object size in bytes
   const std::string& root() const noexcept;
@@ -161,6 +146,7 @@ class Store {
   ~Store();
 
  private:
+  friend struct detail::StoreState;
   explicit Store(std::shared_ptr<detail::StoreState> state) : state_(std::move(state)) {}
   std::shared_ptr<detail::StoreState> state_;
 };

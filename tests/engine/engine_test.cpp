@@ -270,7 +270,7 @@ TEST_F(EngineTest, DestroyedCleanlyWithIdleStores) {
       Store moved = std::move(a);
       EXPECT_EQ(moved.root(), root());
     }
-    EXPECT_EQ(engine.impl().arena->bytes_in_use(), threads * Engine::Impl::kScratchBytes);
+    EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
   }
   // An engine that never did anything.
   for (int i = 0; i < 3; ++i) {
@@ -280,7 +280,7 @@ TEST_F(EngineTest, DestroyedCleanlyWithIdleStores) {
 
 TEST_F(EngineTest, SeveralThreadsFetchCorrectly) {
   Engine engine(options(Backend::kAuto, 2));
-  ASSERT_EQ(engine.impl().workers.size(), 2u);
+  ASSERT_EQ(engine.options().threads, 2u);
   for (uint64_t seed = 1; seed <= 4; ++seed) fetch_and_check(engine, seed, 60);
   EXPECT_EQ(engine.stats().items, 4u * 60u);
   EXPECT_EQ(engine.stats().errors, 0u);

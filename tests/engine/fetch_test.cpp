@@ -85,9 +85,6 @@ void expect_error(Body&& body, ErrorKind kind, std::initializer_list<std::string
   }
 }
 
-// Scratch bytes the engine keeps in its arena for gap reads (what bytes_in_use() is when no item memory is held).
-uint64_t scratch_bytes(Engine& engine) { return engine.options().threads * Engine::Impl::kScratchBytes; }
-
 class FetchTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -162,7 +159,7 @@ TEST_P(FetchSchemeTest, RandomPlansMatchTheFiles) {
     EXPECT_EQ(batch.next(), std::nullopt);
   }
   EXPECT_EQ(engine.stats().errors, 0u);
-  EXPECT_EQ(engine.impl().arena->bytes_in_use(), scratch_bytes(engine));
+  EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
 }
 
 TEST_P(FetchSchemeTest, WholeObjectsAndTheirEnds) {
@@ -369,7 +366,7 @@ TEST_P(FetchSchemeTest, CallbackViewsMayBeKept) {
   EXPECT_EQ(kept.size(), non_empty_indices(plan).size());
   for (const ItemView& view : kept) expect_view(view, plan.items()[view.index()]);
   kept.clear();
-  EXPECT_EQ(engine.impl().arena->bytes_in_use(), scratch_bytes(engine));
+  EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Schemes, FetchSchemeTest, ::testing::Values("file", "direct"),
@@ -417,16 +414,18 @@ TEST_F(FetchTest, ErrorsNameTheirCause) {
       ErrorKind::kInvalidArgument, {"overlapping items cannot have destinations"});
 
   // None of that left memory behind, and the store still works.
-  EXPECT_EQ(engine.impl().arena->bytes_in_use(), scratch_bytes(engine));
+  EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
   Plan plan;
   plan.add("a.bin", 0, 3 * kMiB);
   FetchBatch batch = store.fetch(plan);
   EXPECT_EQ(consume(batch, plan).size(), 1u);
 }
 
-TEST_F(FetchTest, ItemsLargerThanTheArenaNeedADestination) {
+TEST_F(FetchTest, ItemsLargerThanTheMemoryLimitNeedADestination) {
   write_pattern_file(dir_ / "large.bin", 12 * kMiB, 404);
-  Engine engine(small_engine(8 * kMiB));
+  EngineOptions options = small_engine(8 * kMiB);
+  options.memory_limit = 8 * kMiB;
+  Engine engine(options);
   Store store = Store::open(root(), engine);
   expect_error(
       [&] {
@@ -434,7 +433,7 @@ TEST_F(FetchTest, ItemsLargerThanTheArenaNeedADestination) {
         plan.add("large.bin", 1, 8 * kMiB + 1);
         store.fetch(plan);
       },
-      ErrorKind::kInvalidArgument, {"item 0", "large.bin", "arena holds at most", "arena_bytes"});
+      ErrorKind::kResourceExhausted, {"item 0", "large.bin", "memory_limit is 8388608", "raise EngineOptions::memory_limit"});
   std::vector<std::byte> memory(11 * kMiB);
   Plan plan;
   plan.add("large.bin", 5, memory.size(), memory);
@@ -445,11 +444,12 @@ TEST_F(FetchTest, ItemsLargerThanTheArenaNeedADestination) {
   EXPECT_TRUE(bytes_match(memory, 404, 5));
 }
 
-// The arena check counts the scratch space of every engine thread, not only one: an item that passes it must
-// fit, or the fetch would wait for memory forever.
-TEST_F(FetchTest, ArenaCheckCountsEveryThreadsScratch) {
+// An item larger than the arena's base but within the limit is read (alone): the base bounds read-ahead, not items.
+TEST_F(FetchTest, ItemsLargerThanTheArenaBaseAreRead) {
   write_pattern_file(dir_ / "large.bin", 12 * kMiB, 404);
-  Engine engine(small_engine(8 * kMiB, 3));
+  EngineOptions options = small_engine(4 * kMiB, 3);
+  options.memory_limit = 8 * kMiB;
+  Engine engine(options);
   Store store = Store::open(root(), engine);
   expect_error(
       [&] {
@@ -457,9 +457,9 @@ TEST_F(FetchTest, ArenaCheckCountsEveryThreadsScratch) {
         plan.add("large.bin", 0, 9 * kMiB);
         store.fetch(plan);
       },
-      ErrorKind::kInvalidArgument, {"arena holds at most"});
+      ErrorKind::kResourceExhausted, {"memory_limit"});
   Plan plan;
-  plan.add("large.bin", 0, 8 * kMiB);  // exactly the arena
+  plan.add("large.bin", 0, 8 * kMiB);  // exactly the limit
   FetchBatch batch = store.fetch(plan);
   std::optional<ItemView> view = batch.next();
   ASSERT_TRUE(view);
@@ -523,8 +523,8 @@ TEST_F(FetchTest, StatsMatchThePlanner) {
     items.push_back({it->second, item.offset, item.length, false});
   }
   engine::PlannerOptions planner_options;
-  planner_options.max_gap = options.max_gap;
-  planner_options.part_size = options.part_size;
+  planner_options.max_gap = *options.max_gap;
+  planner_options.part_size = *options.part_size;
   engine::PlanLayout layout;
   ASSERT_TRUE(engine::plan_ranges(items, planner_options, sizes, &layout).ok());
   ASSERT_GT(layout.bytes_gap, 0u) << "the plan should coalesce some gaps";
@@ -601,7 +601,7 @@ TEST_P(BackpressureTest, IteratorCompletesInASmallArena) {
   EXPECT_EQ(delivered, plan.size());
   EXPECT_GT(engine.stats().arena_waits, 0u);
   EXPECT_EQ(engine.stats().bytes_requested, total);
-  EXPECT_EQ(engine.impl().arena->bytes_in_use(), scratch_bytes(engine));
+  EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
 }
 
 TEST_P(BackpressureTest, CallbackCompletesInASmallArena) {
@@ -695,7 +695,7 @@ TEST_F(FetchTest, FileTruncatedUnderAFetchIsAnIntegrityError) {
   EXPECT_EQ(batch.next(), std::nullopt);
   EXPECT_EQ(engine.stats().errors, 3u);
   EXPECT_EQ(engine.stats().items, 1u);
-  EXPECT_EQ(engine.impl().arena->bytes_in_use(), scratch_bytes(engine));
+  EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
 
   // wait() reports the failure too.
   Plan again;
@@ -739,7 +739,7 @@ TEST_F(FetchTest, DroppingABatchMidFlightIsClean) {
     count.reset();  // a callback still running now would touch freed memory (ASan)
     EXPECT_LE(after_drop, static_cast<int>(plan.size()));
   }
-  EXPECT_EQ(engine.impl().arena->bytes_in_use(), scratch_bytes(engine));
+  EXPECT_EQ(engine.stats().arena_in_use_bytes, 0u);
   FetchBatch batch = store.fetch(plan);
   size_t n = 0;
   for (const ItemView& view : batch) {

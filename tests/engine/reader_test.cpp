@@ -54,7 +54,7 @@ class ReaderTest : public ::testing::Test {
     options.arena_bytes = 16 << 20;
     return options;
   }
-  Store open_store(uint64_t part_size = StoreOptions::kSourceDefault) {
+  Store open_store(std::optional<uint64_t> part_size = std::nullopt) {
     StoreOptions options;
     options.part_size = part_size;
     return Store::open("file://" + dir_.path().string(), engine_, options);

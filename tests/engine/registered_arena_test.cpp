@@ -1,13 +1,12 @@
-// Tests for RegisteredArena: sizing and chunking, alignment, spans that never straddle a chunk, merging of free
-// blocks on release, and backpressure (a parked waiter runs once after the next release, outside the lock).
+// RegisteredArena: chunks mapped on demand, the base (engine-held) and limit (everything) bounds, neighbour merging,
+// retirement of chunks beyond the base, FIFO waiters, and what it asks of its registrar.
 #include "engine/registered_arena.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cstdint>
-#include <memory>
+#include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -15,286 +14,198 @@
 namespace ringfetch::engine {
 namespace {
 
-constexpr uint64_t kKiB = 1024;
-constexpr uint64_t kMiB = 1024 * kKiB;
-constexpr uint64_t kGiB = 1024 * kMiB;
+constexpr uint64_t kMiB = 1 << 20;
 
-std::shared_ptr<RegisteredArena> make_arena(uint64_t bytes, bool prefault = true) {
+std::shared_ptr<RegisteredArena> make_arena(uint64_t base, uint64_t limit) {
   RegisteredArena::Options options;
-  options.bytes = bytes;
-  options.huge_pages = false;
-  options.prefault = prefault;
+  options.base_bytes = base;
+  options.limit_bytes = limit;
   std::shared_ptr<RegisteredArena> arena;
-  Status status = RegisteredArena::create(options, &arena);
-  EXPECT_TRUE(status.ok()) << status.message();
+  EXPECT_TRUE(RegisteredArena::create(options, &arena).ok());
   return arena;
 }
 
-uint64_t offset_in_chunk(const RegisteredArena& arena, const ArenaSpan& span) {
-  return static_cast<uint64_t>(span.data - arena.chunk(span.chunk).data());
+// Records what the arena asks of the rings; the engine's real registrar is exercised by the engine and fetch tests.
+class RecordingRegistrar final : public ChunkRegistrar {
+ public:
+  int32_t reserve_slot() override { return next_slot_++; }
+  void publish(int32_t slot, std::span<std::byte> memory) override {
+    std::lock_guard lock(mutex_);
+    published.emplace_back(slot, memory.size());
+  }
+  void retire(int32_t slot, std::function<void()> done) override {
+    {
+      std::lock_guard lock(mutex_);
+      retired.push_back(slot);
+    }
+    done();
+  }
+  std::vector<std::pair<int32_t, size_t>> published;
+  std::vector<int32_t> retired;
+
+ private:
+  std::mutex mutex_;
+  int32_t next_slot_ = 5;
+};
+
+TEST(RegisteredArenaTest, CreatingMapsNothing) {
+  auto arena = make_arena(1ull << 30, 4ull << 30);
+  const RegisteredArena::Usage usage = arena->usage();
+  EXPECT_EQ(usage.mapped, 0u);
+  EXPECT_EQ(usage.base, 1ull << 30);
+  EXPECT_EQ(usage.limit, 4ull << 30);
 }
 
-// The span lies wholly inside the chunk it names.
-void expect_inside_chunk(const RegisteredArena& arena, const ArenaSpan& span) {
-  ASSERT_LT(span.chunk, arena.chunk_count());
-  const std::span<std::byte> chunk = arena.chunk(span.chunk);
-  EXPECT_GE(span.data, chunk.data());
-  EXPECT_LE(span.data + span.length, chunk.data() + chunk.size());
-}
-
-TEST(RegisteredArena, ZeroBytesIsInvalid) {
-  RegisteredArena::Options options;
-  options.bytes = 0;
+TEST(RegisteredArenaTest, BadOptionsAreErrors) {
   std::shared_ptr<RegisteredArena> arena;
-  Status status = RegisteredArena::create(options, &arena);
-  EXPECT_FALSE(status.ok());
+  RegisteredArena::Options zero;
+  zero.base_bytes = 0;
+  EXPECT_EQ(RegisteredArena::create(zero, &arena).kind(), ErrorKind::kInvalidArgument);
+  RegisteredArena::Options below;
+  below.base_bytes = 8 * kMiB;
+  below.limit_bytes = 4 * kMiB;
+  Status status = RegisteredArena::create(below, &arena);
   EXPECT_EQ(status.kind(), ErrorKind::kInvalidArgument);
-  EXPECT_EQ(arena, nullptr);
+  EXPECT_NE(status.message().find("memory_limit"), std::string::npos) << status.message();
 }
 
-TEST(RegisteredArena, CapacityIsRoundedToPagesInOneChunk) {
-  auto arena = make_arena(1000);
-  EXPECT_EQ(arena->capacity(), RegisteredArena::kPageBytes);
-  EXPECT_EQ(arena->chunk_count(), 1u);
-  EXPECT_EQ(arena->largest_chunk(), RegisteredArena::kPageBytes);
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
-}
-
-TEST(RegisteredArena, HugePagesAndPrefaultGiveUsableMemory) {
-  RegisteredArena::Options options;
-  options.bytes = 3 * kMiB;
-  std::shared_ptr<RegisteredArena> arena;
-  ASSERT_TRUE(RegisteredArena::create(options, &arena).ok());
-  ArenaSpan span;
-  ASSERT_TRUE(arena->try_allocate(3 * kMiB, 1, &span));
-  std::fill(span.data, span.data + span.length, std::byte{0x5a});
-  EXPECT_EQ(span.data[3 * kMiB - 1], std::byte{0x5a});
-  arena->release(span);
-}
-
-TEST(RegisteredArena, AlignmentAndLengthRounding) {
-  auto arena = make_arena(1 * kMiB);
-  struct Case {
-    uint64_t length;
-    uint64_t alignment;
-  };
-  const Case cases[] = {{1, 1}, {100, 1}, {64, 64}, {1, 4096}, {5000, 4096}, {3, 128}, {0, 1}, {4096, 65536}};
-  std::vector<ArenaSpan> spans;
-  uint64_t expected_in_use = 0;
-  for (const Case& c : cases) {
-    ArenaSpan span;
-    ASSERT_TRUE(arena->try_allocate(c.length, c.alignment, &span)) << c.length << "/" << c.alignment;
-    const uint64_t alignment = std::max(c.alignment, RegisteredArena::kMinAlignment);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(span.data) % alignment, 0u) << c.length << "/" << c.alignment;
-    EXPECT_GE(span.length, std::max<uint64_t>(c.length, 1));
-    EXPECT_EQ(span.length % RegisteredArena::kMinAlignment, 0u);
-    expect_inside_chunk(*arena, span);
-    for (const ArenaSpan& other : spans) {
-      EXPECT_TRUE(span.data + span.length <= other.data || other.data + other.length <= span.data)
-          << "spans overlap";
-    }
-    spans.push_back(span);
-    expected_in_use += span.length;
-    EXPECT_EQ(arena->bytes_in_use(), expected_in_use);
-  }
-  for (const ArenaSpan& span : spans) arena->release(span);
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
-}
-
-// Alignment is of the address: the region is only page-aligned, so aligning offsets within it is not enough.
-TEST(RegisteredArena, LargeAlignmentsAreOfTheAddress) {
-  auto arena = make_arena(8 * kMiB);
-  for (uint64_t alignment : {64 * kKiB, 1 * kMiB, 2 * kMiB}) {
-    ArenaSpan span;
-    ASSERT_TRUE(arena->try_allocate(100, alignment, &span)) << alignment;
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(span.data) % alignment, 0u) << alignment;
-    expect_inside_chunk(*arena, span);
-  }
-}
-
-// An arena larger than one chunk (1 GiB): spans never cross from one chunk into the next. The region is mapped
-// but never faulted in (prefault off, nothing written), so the test costs address space only.
-TEST(RegisteredArena, SpansNeverStraddleAChunk) {
-  auto arena = make_arena(RegisteredArena::kMaxChunkBytes + 64 * kMiB, /*prefault=*/false);
-  ASSERT_EQ(arena->chunk_count(), 2u);
-  EXPECT_EQ(arena->chunk(0).size(), RegisteredArena::kMaxChunkBytes);
-  EXPECT_EQ(arena->chunk(1).size(), 64 * kMiB);
-  EXPECT_EQ(arena->chunk(0).data() + arena->chunk(0).size(), arena->chunk(1).data());  // one region
-  EXPECT_EQ(arena->largest_chunk(), RegisteredArena::kMaxChunkBytes);
-
-  ArenaSpan too_big;
-  EXPECT_FALSE(arena->try_allocate(RegisteredArena::kMaxChunkBytes + 1, 1, &too_big));
-
-  // Leave 4 KiB at the end of chunk 0: an 8 KiB span must go to chunk 1, not across the boundary.
-  ArenaSpan most;
-  ASSERT_TRUE(arena->try_allocate(RegisteredArena::kMaxChunkBytes - 4 * kKiB, 1, &most));
-  EXPECT_EQ(most.chunk, 0u);
-  ArenaSpan across;
-  ASSERT_TRUE(arena->try_allocate(8 * kKiB, 1, &across));
-  EXPECT_EQ(across.chunk, 1u);
-  expect_inside_chunk(*arena, across);
-  ArenaSpan tail;
-  ASSERT_TRUE(arena->try_allocate(4 * kKiB, 1, &tail));
-  EXPECT_EQ(tail.chunk, 0u);
-  EXPECT_EQ(offset_in_chunk(*arena, tail), RegisteredArena::kMaxChunkBytes - 4 * kKiB);
-  arena->release(most);
-  arena->release(across);
-  arena->release(tail);
-
-  // Random sizes until full: every span inside its chunk, none overlapping.
-  std::mt19937_64 rng(7);
-  std::vector<ArenaSpan> spans;
-  for (;;) {
-    ArenaSpan span;
-    const uint64_t length = 1 + rng() % (96 * kMiB);
-    if (!arena->try_allocate(length, uint64_t{1} << (rng() % 13), &span)) break;
-    expect_inside_chunk(*arena, span);
-    spans.push_back(span);
-  }
-  EXPECT_GT(arena->bytes_in_use(), arena->capacity() - 2 * 96 * kMiB);
-  std::sort(spans.begin(), spans.end(), [](const ArenaSpan& a, const ArenaSpan& b) { return a.data < b.data; });
-  for (size_t i = 1; i < spans.size(); ++i) EXPECT_LE(spans[i - 1].data + spans[i - 1].length, spans[i].data);
-  for (const ArenaSpan& span : spans) arena->release(span);
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
-  ArenaSpan whole;
-  EXPECT_TRUE(arena->try_allocate(RegisteredArena::kMaxChunkBytes, 1, &whole));
-  EXPECT_TRUE(arena->try_allocate(64 * kMiB, 1, &whole));
-}
-
-TEST(RegisteredArena, ReleasedNeighboursMerge) {
-  const uint64_t capacity = 1 * kMiB;
-  auto arena = make_arena(capacity);
-  const int orders[][4] = {{0, 1, 2, 3}, {3, 2, 1, 0}, {0, 2, 1, 3}, {1, 3, 0, 2}, {2, 0, 3, 1}};
-  for (const auto& order : orders) {
-    ArenaSpan quarters[4];
-    for (auto& q : quarters) ASSERT_TRUE(arena->try_allocate(capacity / 4, 1, &q));
-    ArenaSpan none;
-    EXPECT_FALSE(arena->try_allocate(1, 1, &none));
-    for (int i : order) arena->release(quarters[i]);
-    // Only a fully merged free list holds the whole capacity as one block.
-    ArenaSpan whole;
-    ASSERT_TRUE(arena->try_allocate(capacity, 1, &whole)) << order[0] << order[1] << order[2] << order[3];
-    arena->release(whole);
-  }
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
-}
-
-TEST(RegisteredArena, RandomChurnLeavesNoFragments) {
-  const uint64_t capacity = 4 * kMiB;
-  auto arena = make_arena(capacity);
-  std::mt19937_64 rng(11);
-  std::vector<ArenaSpan> live;
-  for (int step = 0; step < 5000; ++step) {
-    if (!live.empty() && (rng() % 3 == 0 || live.size() > 200)) {
-      const size_t k = rng() % live.size();
-      arena->release(live[k]);
-      live[k] = live.back();
-      live.pop_back();
-    } else {
-      ArenaSpan span;
-      if (arena->try_allocate(1 + rng() % (64 * kKiB), uint64_t{1} << (rng() % 13), &span)) live.push_back(span);
-    }
-  }
-  for (const ArenaSpan& span : live) arena->release(span);
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
-  ArenaSpan whole;
-  EXPECT_TRUE(arena->try_allocate(capacity, 1, &whole));
-}
-
-TEST(RegisteredArena, ExhaustionParksAWaiterThatRunsOnceOnRelease) {
-  auto arena = make_arena(64 * kKiB);
+TEST(RegisteredArenaTest, FirstAllocationMapsOneGranuleAndSpansAreAlignedAndWritable) {
+  auto arena = make_arena(64 * kMiB, 256 * kMiB);
   ArenaSpan a, b;
-  ASSERT_TRUE(arena->try_allocate(32 * kKiB, 1, &a));
-  ASSERT_TRUE(arena->try_allocate(32 * kKiB, 1, &b));
-
-  int runs = 0;
-  ArenaSpan c;
-  EXPECT_FALSE(arena->allocate_or_park(16 * kKiB, 1, &c, [&] { ++runs; }));
-  EXPECT_EQ(runs, 0);
-  arena->release(a);
-  EXPECT_EQ(runs, 1);
-  // Now there is room; a waiter is not parked when allocation succeeds.
-  int other_runs = 0;
-  EXPECT_TRUE(arena->allocate_or_park(16 * kKiB, 1, &c, [&] { ++other_runs; }));
-  arena->release(c);
-  arena->release(b);
-  EXPECT_EQ(runs, 1);  // ran once, not on every release
-  EXPECT_EQ(other_runs, 0);
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
+  ASSERT_TRUE(arena->try_allocate(1000, 4096, &a));
+  ASSERT_TRUE(arena->try_allocate(3000, 64, &b));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data) % 4096, 0u);
+  EXPECT_EQ(a.chunk, b.chunk);  // both fit the first chunk
+  std::memset(a.data, 0xab, a.length);
+  std::memset(b.data, 0xcd, b.length);
+  EXPECT_TRUE(a.data + a.length <= b.data || b.data + b.length <= a.data);
+  EXPECT_EQ(arena->usage().mapped, 16 * kMiB);  // a quarter of the base
+  EXPECT_EQ(a.buf_index(), -1);                 // no registrar: plain reads
+  arena->release(a, false);
+  arena->release(b, false);
+  EXPECT_EQ(arena->usage().in_use, 0u);
 }
 
-// Waiters run outside the arena's lock: a waiter may allocate (what the scheduler does when it is woken).
-TEST(RegisteredArena, WaiterMayAllocateFromInsideRelease) {
-  auto arena = make_arena(64 * kKiB);
-  ArenaSpan full;
-  ASSERT_TRUE(arena->try_allocate(64 * kKiB, 1, &full));
-  ArenaSpan got;
-  bool allocated_in_waiter = false;
-  ArenaSpan unused;
-  ASSERT_FALSE(arena->allocate_or_park(48 * kKiB, 1, &unused, [&] {
-    allocated_in_waiter = arena->try_allocate(48 * kKiB, 1, &got);
-  }));
-  arena->release(full);
-  ASSERT_TRUE(allocated_in_waiter);
-  EXPECT_EQ(arena->bytes_in_use(), 48 * kKiB);
-  arena->release(got);
-}
-
-TEST(RegisteredArena, SeveralWaitersAllRun) {
-  auto arena = make_arena(4 * kKiB);
-  ArenaSpan full;
-  ASSERT_TRUE(arena->try_allocate(4 * kKiB, 1, &full));
-  int runs = 0;
-  ArenaSpan unused;
-  for (int i = 0; i < 5; ++i) EXPECT_FALSE(arena->allocate_or_park(1, 1, &unused, [&] { ++runs; }));
-  arena->release(full);
-  EXPECT_EQ(runs, 5);
-}
-
-TEST(RegisteredArena, LeaseReleasesOnDestruction) {
-  auto arena = make_arena(64 * kKiB);
+TEST(RegisteredArenaTest, EngineHeldMemoryIsBoundedByTheBaseAndHeldMemoryByTheLimit) {
+  auto arena = make_arena(4 * kMiB, 16 * kMiB);
+  ArenaSpan first, second;
+  ASSERT_TRUE(arena->try_allocate(3 * kMiB, 64, &first));
+  EXPECT_FALSE(arena->try_allocate(2 * kMiB, 64, &second));  // engine would hold 5 MiB > base
+  arena->mark_held(first.length);                             // the caller took it
+  ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &second));
+  arena->mark_held(second.length);
+  // Held memory grows up to the limit; then nothing more can be mapped.
+  std::vector<ArenaSpan> held;
   ArenaSpan span;
-  ASSERT_TRUE(arena->try_allocate(64 * kKiB, 1, &span));
-  auto lease = std::make_shared<ArenaLease>(arena, span);
-  EXPECT_EQ(lease->span().data, span.data);
-  std::weak_ptr<RegisteredArena> weak = arena;
-  arena.reset();  // the lease keeps the arena alive
-  ASSERT_FALSE(weak.expired());
-  EXPECT_EQ(weak.lock()->bytes_in_use(), 64 * kKiB);
-  lease.reset();
-  EXPECT_TRUE(weak.expired());
+  while (arena->try_allocate(1 * kMiB, 64, &span)) {
+    held.push_back(span);
+    arena->mark_held(span.length);
+    ASSERT_LE(arena->usage().mapped, 16 * kMiB);
+  }
+  EXPECT_GE(arena->usage().in_use, 14 * kMiB);
+  EXPECT_EQ(arena->usage().held, arena->usage().in_use);
+  EXPECT_LE(arena->usage().peak, 16 * kMiB);
+  for (const ArenaSpan& s : held) arena->release(s, true);
+  arena->release(first, true);
+  arena->release(second, true);
+  EXPECT_EQ(arena->usage().held, 0u);
+  EXPECT_EQ(arena->usage().in_use, 0u);
 }
 
-TEST(RegisteredArena, ConcurrentAllocateAndRelease) {
-  auto arena = make_arena(1 * kMiB);
-  std::atomic<uint64_t> parked_runs{0};
+TEST(RegisteredArenaTest, OneAllocationLargerThanTheBaseMayGoAheadAlone) {
+  auto arena = make_arena(4 * kMiB, 64 * kMiB);
+  ArenaSpan big, small;
+  ASSERT_TRUE(arena->try_allocate(20 * kMiB, 4096, &big));
+  EXPECT_GE(big.chunk->length, 20 * kMiB);
+  EXPECT_FALSE(arena->try_allocate(64, 64, &small));  // the engine already holds more than its base
+  EXPECT_FALSE(arena->fits_limit(64 * kMiB + 1));
+  EXPECT_TRUE(arena->fits_limit(64 * kMiB));
+  arena->release(big, false);
+  ASSERT_TRUE(arena->try_allocate(64, 64, &small));
+  arena->release(small, false);
+}
+
+TEST(RegisteredArenaTest, ReleasedNeighboursMergeAndAreReused) {
+  auto arena = make_arena(8 * kMiB, 8 * kMiB);
+  std::vector<ArenaSpan> spans(4);
+  for (auto& s : spans) ASSERT_TRUE(arena->try_allocate(1 * kMiB, 64, &s));
+  arena->release(spans[1], false);
+  arena->release(spans[2], false);
+  ArenaSpan merged;
+  ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &merged));
+  EXPECT_EQ(merged.data, spans[1].data);  // the two freed neighbours became one block
+  arena->release(merged, false);
+  arena->release(spans[0], false);
+  arena->release(spans[3], false);
+  EXPECT_EQ(arena->usage().in_use, 0u);
+}
+
+TEST(RegisteredArenaTest, ChunksBeyondTheBaseAreRetiredWhenEmptyKeepingOneSpare) {
+  auto arena = make_arena(8 * kMiB, 64 * kMiB);  // granule 2 MiB
+  RecordingRegistrar registrar;
+  arena->set_registrar(&registrar);
+  std::vector<ArenaSpan> held;
+  for (int i = 0; i < 12; ++i) {
+    ArenaSpan s;
+    ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &s)) << i;
+    EXPECT_GE(s.buf_index(), 5);
+    arena->mark_held(s.length);
+    held.push_back(s);
+  }
+  EXPECT_EQ(arena->usage().mapped, 24 * kMiB);
+  EXPECT_EQ(registrar.published.size(), 12u);
+  for (const ArenaSpan& s : held) arena->release(s, true);
+  const RegisteredArena::Usage usage = arena->usage();
+  EXPECT_EQ(usage.peak, 24 * kMiB);
+  // Back to the base (the first empty chunk waits as a spare until another falls empty); each retired chunk left
+  // the rings first.
+  EXPECT_EQ(usage.mapped, 8 * kMiB);
+  EXPECT_EQ(registrar.retired.size(), 8u);
+  arena->set_registrar(nullptr);
+}
+
+TEST(RegisteredArenaTest, WaitersRunInOrderAfterARelease) {
+  auto arena = make_arena(2 * kMiB, 2 * kMiB);
+  ArenaSpan all, other;
+  ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &all));
+  std::vector<int> order;
+  for (int w = 0; w < 3; ++w) {
+    EXPECT_FALSE(arena->allocate_or_park(1 * kMiB, 64, &other, [&order, w] { order.push_back(w); }));
+  }
+  EXPECT_TRUE(order.empty());
+  arena->release(all, false);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+}
+
+TEST(RegisteredArenaTest, ConcurrentAllocationsNeverOverlap) {
+  auto arena = make_arena(64 * kMiB, 64 * kMiB);
   std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      std::mt19937_64 rng(100 + t);
+      std::mt19937_64 rng(t);
       std::vector<ArenaSpan> mine;
-      for (int step = 0; step < 2000; ++step) {
-        if (!mine.empty() && rng() % 2 == 0) {
-          arena->release(mine.back());
-          mine.pop_back();
-          continue;
-        }
-        ArenaSpan span;
-        if (arena->allocate_or_park(1 + rng() % (32 * kKiB), 64, &span, [&] { parked_runs.fetch_add(1); })) {
-          std::fill(span.data, span.data + span.length, static_cast<std::byte>(t));
-          mine.push_back(span);
+      for (int i = 0; i < 2000; ++i) {
+        if (!mine.empty() && (rng() % 2 == 0 || mine.size() > 40)) {
+          const size_t k = rng() % mine.size();
+          for (uint64_t off = 0; off < mine[k].length; off += 4096)
+            if (mine[k].data[off] != std::byte(t)) ++failures;
+          arena->release(mine[k], false);
+          mine.erase(mine.begin() + static_cast<long>(k));
+        } else {
+          ArenaSpan s;
+          if (arena->try_allocate(4096 * (1 + rng() % 64), 4096, &s)) {
+            std::memset(s.data, t, s.length);
+            mine.push_back(s);
+          }
         }
       }
-      for (const ArenaSpan& span : mine) {
-        for (uint64_t i = 0; i < span.length; i += 997) EXPECT_EQ(span.data[i], static_cast<std::byte>(t));
-        arena->release(span);
-      }
+      for (const ArenaSpan& s : mine) arena->release(s, false);
     });
   }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(arena->bytes_in_use(), 0u);
-  ArenaSpan whole;
-  EXPECT_TRUE(arena->try_allocate(1 * kMiB, 1, &whole));
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(arena->usage().in_use, 0u);
 }
 
 }  // namespace

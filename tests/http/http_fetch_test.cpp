@@ -73,7 +73,7 @@ TEST(HttpFetch, RandomPlansMatchTheFileByteForByte) {
     Plan plan = random_plan(rng, HttpTestData::kBlobBytes, round < 3 ? 3000 : 40, 64ull << 20, 64ull << 20);
     engine.reset_stats();
     fetch_and_verify(store, plan);
-    EXPECT_EQ(engine.stats().requests, planned_requests(plan, options.max_gap, options.part_size));
+    EXPECT_EQ(engine.stats().requests, planned_requests(plan, *options.max_gap, *options.part_size));
     EXPECT_EQ(engine.stats().errors, 0u);
   }
 }
@@ -305,7 +305,7 @@ TEST(HttpFetch, ConnectionsAndDescriptorsAreReleased) {
 TEST(HttpFetch, ShutdownRightAfterAFetchNeverHangs) {
   auto& data = http_test_data();
   for (int round = 0; round < 30; ++round) {
-    Engine engine({.threads = 2, .arena_bytes = 8 << 20, .prefault = false});
+    Engine engine({.threads = 2, .arena_bytes = 8 << 20});
     StoreOptions options;
     options.http.connections = 4;
     options.part_size = 64 << 10;

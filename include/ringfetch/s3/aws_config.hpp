@@ -11,23 +11,10 @@
 #include <string_view>
 
 #include "ringfetch/error.hpp"
+#include "ringfetch/s3/s3_options.hpp"
 #include "ringfetch/s3/sigv4.hpp"
 
 namespace ringfetch::s3 {
-
-// Value of one environment variable, or std::nullopt when unset. Empty values count as unset, as in the AWS SDKs.
-using EnvironmentLookup = std::function<std::optional<std::string>(const std::string& name)>;
-
-// Reads the process environment (getenv).
-EnvironmentLookup process_environment();
-// Reads only `variables`; everything else is unset.
-EnvironmentLookup environment_from(std::map<std::string, std::string> variables);
-
-enum class AddressingStyle {
-  kAuto,         // as configured (profile's s3.addressing_style), else virtual host
-  kVirtualHost,  // https://bucket.s3.region.amazonaws.com/key
-  kPath,         // https://s3.region.amazonaws.com/bucket/key
-};
 
 // What the caller asks for. Every field has a usable default.
 struct AwsConfigOptions {

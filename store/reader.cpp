@@ -1,10 +1,11 @@
 // Reader: sequential, DCP-style access to one object on top of a FetchBatch. With ranges, the batch holds one item
-// per (merged) range and the reader walks it forward, prefetching the rest in parallel; with no ranges, the items
-// are part_size pieces of the whole object and a backward seek past the current piece restarts the stream there.
+// per range (touching ranges stay apart, each with its own memory; only overlapping ones are merged) and the reader
+// walks it forward while a bounded window of the next ranges is fetched in parallel; with no ranges, the items are
+// part_size pieces of the whole object and a backward seek past the current piece restarts the stream there.
 #include <algorithm>
 #include <cstring>
 
-#include "engine/fetch_state.hpp"
+#include "store/fetch_state.hpp"
 
 namespace ringfetch::detail {
 
@@ -14,6 +15,7 @@ struct ReaderState {
   uint64_t object_size = 0;
   bool whole_object = false;
   std::vector<Range> ranges;    // sorted, disjoint, non-empty
+  ReadAhead window;
   FetchBatch batch;
   size_t batch_next = 0;        // index of the range the batch delivers next
   std::optional<ItemView> current;
@@ -39,7 +41,8 @@ std::vector<Range> normalize(std::vector<Range> ranges) {
   std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.offset < b.offset; });
   std::vector<Range> merged;
   for (const Range& r : ranges) {
-    if (!merged.empty() && r.offset <= merged.back().offset + merged.back().length) {
+    // Ranges that only touch stay apart: DCP items sit back to back, and each must be its own item.
+    if (!merged.empty() && r.offset < merged.back().offset + merged.back().length) {
       const uint64_t end = std::max(merged.back().offset + merged.back().length, r.offset + r.length);
       merged.back().length = end - merged.back().offset;
     } else {
@@ -65,7 +68,7 @@ struct ReaderAccess {
     s.batch = FetchBatch();
     Plan plan;
     for (size_t i = first; i < s.ranges.size(); ++i) plan.add(s.object, s.ranges[i].offset, s.ranges[i].length);
-    auto state = detail::plan_fetch(s.store, plan, nullptr);
+    auto state = detail::plan_fetch(s.store, plan, nullptr, s.window);
     state->start();
     s.batch = FetchBatch(std::move(state));
     s.batch_next = first;
@@ -166,8 +169,11 @@ uint64_t Reader::seek(int64_t offset, int whence) {
   return pos;
 }
 
-Reader Store::reader(std::string_view object, std::vector<Range> ranges) {
+Reader Store::reader(std::string_view object, std::vector<Range> ranges, ReaderOptions options) {
+  engine::check_not_engine_thread("Store::reader");
   auto s = std::make_unique<detail::ReaderState>();
+  s->window.bytes = options.window_bytes.value_or(state_->engine->arena->base_bytes() / 2);
+  s->window.extents = options.window_items.value_or(1024);
   s->store = state_;
   s->object = std::string(object);
   s->object_size = size(object);
