@@ -190,7 +190,7 @@ uint64_t build_exact_extents(std::span<const PlannerItem> items, bool has_destin
 // the caller's span, so it is marked destination=false and the engine reads into arena memory and copies the
 // item's bytes out (a bounce copy).
 //
-// Merging stops at max_merged bytes (part_size): items back to back at unaligned offsets share a block with each
+// Merging stops at max_merged bytes: items back to back at unaligned offsets share a block with each
 // neighbour, and merging them all would make a whole file one extent that must fit in memory at once. Past the cap
 // the next extent starts a new one that overlaps the previous by at most one block; that block is read twice, in
 // two requests (overlapping extents never share a group).
@@ -348,7 +348,7 @@ Status plan_ranges(std::span<const PlannerItem> items, const PlannerOptions& opt
   out->extents.reserve(sorted.size());
   out->bytes_requested = build_exact_extents(items, has_destinations, sorted, &out->extents);
   if (options.alignment > 1) {
-    widen_and_merge_extents(options.alignment, options.part_size, object_sizes, &out->extents);
+    widen_and_merge_extents(options.alignment, options.max_merged_extent, object_sizes, &out->extents);
   }
   map_items_to_extents(items.size(), sorted, out);
 

@@ -15,6 +15,10 @@ struct PlannerOptions {
   uint64_t max_gap = 0;          // gaps of at most this many bytes between extents are read (into scratch) to save a request
   uint64_t part_size = 8 << 20;  // no request is longer than this (must be > 0 and a multiple of alignment)
   uint64_t alignment = 1;        // power of two; extents and requests are widened to multiples of it (O_DIRECT)
+  // With alignment > 1, extents whose widened ranges share a block are merged up to this size; past it the next
+  // extent overlaps the previous one by at most one block (read twice) so back-to-back items never become one
+  // extent the size of the file.
+  uint64_t max_merged_extent = 16ull << 20;
 };
 
 struct PlannerItem {

@@ -126,7 +126,7 @@ TEST(RegisteredArenaTest, OneAllocationLargerThanTheBaseMayGoAheadAlone) {
 }
 
 TEST(RegisteredArenaTest, ReleasedNeighboursMergeAndAreReused) {
-  auto arena = make_arena(8 * kMiB, 8 * kMiB);
+  auto arena = make_arena(32 * kMiB, 32 * kMiB);  // one 8 MiB chunk holds all four
   std::vector<ArenaSpan> spans(4);
   for (auto& s : spans) ASSERT_TRUE(arena->try_allocate(1 * kMiB, 64, &s));
   arena->release(spans[1], false);

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -23,6 +24,7 @@ struct CliResult {
   int exit_code = -1;  // -1 when killed by a signal
   std::string out;
   std::string err;
+  uint64_t max_rss_kib = 0;  // the process's peak resident set (getrusage's ru_maxrss)
 };
 
 // Runs the CLI with `args` in the test's own environment.

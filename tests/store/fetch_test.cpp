@@ -675,14 +675,16 @@ TEST_F(FetchTest, RangeForReleasesEachViewBeforeWaitingForTheNext) {
 // an integrity error rather than delivering short or stale data.
 TEST_F(FetchTest, FileTruncatedUnderAFetchIsAnIntegrityError) {
   write_pattern_file(dir_ / "shrinking.bin", 32 * kMiB, 606);
-  Engine engine(small_engine(8 * kMiB));
+  EngineOptions options = small_engine(8 * kMiB);
+  options.memory_limit = 8 * kMiB;
+  Engine engine(options);
   Store store = Store::open(root(), engine);
   Plan plan;
   for (uint64_t i = 0; i < 4; ++i) plan.add("shrinking.bin", i * 8 * kMiB, 6 * kMiB);
   engine.reset_stats();
   FetchBatch batch = store.fetch(plan);
   {
-    // While this view is held the arena has no room for item 1, so nothing else has been read yet.
+    // While this view is held the memory limit leaves no room for item 1, so nothing else has been read yet.
     std::optional<ItemView> first = batch.next();
     ASSERT_TRUE(first);
     EXPECT_TRUE(bytes_match(first->bytes(), 606, 0));
