@@ -1,7 +1,6 @@
 // `ringfetch load ROOT --plan FILE`: loads every item of a JSON plan file from a store root, consuming items in
 // plan order and dropping each view at once, and reports the load as one table row or one JSON object. The
-// arena is sized to the plan (up to the engine default, and always big enough for the largest item) unless
-// --arena-mib says otherwise. The items are fetched sorted by (key, offset): a load only reports totals, so the
+// arena (memory in flight) is sized to the plan, up to the engine default, unless --arena-mib says otherwise. The items are fetched sorted by (key, offset): a load only reports totals, so the
 // order is free, and file order lets the arena drain as items are consumed (with the plan file's order, items
 // that overlap or share a request far apart in the plan can hold the whole arena while the consumer waits on an
 // item that no longer fits: a known engine limitation).
@@ -37,8 +36,8 @@ constexpr char kLoadHelp[] =
     "  --json             print one JSON object: items, bytes_requested, bytes_fetched, bytes_copied_user,\n"
     "                     requests, seconds, gbps, cpu_seconds (process user+sys), backend\n"
     "  --threads N        engine threads, one ring each (default: hardware threads, at most 4)\n"
-    "  --arena-mib N      registered memory for items in flight (default: the plan's size, at most 256 MiB,\n"
-    "                     and at least the largest item)\n"
+    "  --arena-mib N      memory for items in flight (default: the plan's size, at most 256 MiB); a larger\n"
+    "                     item is read alone\n"
     "  --part-size BYTES  longest single request (default: the source's, 8 MiB); K, M, G suffixes allowed\n"
     "  --max-gap BYTES    read gaps up to this size rather than issue another request (default: the source's)\n"
     "\n";
@@ -78,27 +77,13 @@ LoadOptions parse_load_options(const Arguments& args) {
 
 uint64_t round_up(uint64_t value, uint64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
-uint64_t largest_item(const Plan& plan) {
-  uint64_t largest = 0;
-  for (const PlanItem& item : plan.items()) largest = std::max(largest, item.length);
-  return largest;
-}
-
+// The arena bounds what the engine holds in flight; items larger than it are read one at a time (the memory
+// limit, a fraction of physical memory, bounds those).
 uint64_t arena_for(const LoadOptions& options, const Plan& plan) {
-  const uint64_t largest = largest_item(plan);
-  if (options.arena_mib != 0) {
-    const uint64_t arena = options.arena_mib * kMiB;
-    if (largest > arena) {
-      throw Error(ErrorKind::kInvalidArgument, "the plan's largest item (" + std::to_string(largest) +
-                                                   " bytes) does not fit in --arena-mib " +
-                                                   std::to_string(options.arena_mib) + "; raise --arena-mib");
-    }
-    return arena;
-  }
+  if (options.arena_mib != 0) return options.arena_mib * kMiB;
   uint64_t total = 0;
   for (const PlanItem& item : plan.items()) total += item.length;
-  const uint64_t wanted = std::max(std::min(kDefaultArenaBytes, total), largest) + kArenaSlackBytes;
-  return round_up(wanted, kMiB);
+  return round_up(std::min(kDefaultArenaBytes, total) + kArenaSlackBytes, kMiB);
 }
 
 void print_text(const LoadResult& result) {
