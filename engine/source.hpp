@@ -68,6 +68,7 @@ struct ReadTask {
   std::shared_ptr<void> issuer_ref;  // keeps the issuer alive while the read runs
   bool running = false;           // issued and not yet completed (guarded by the issuer's lock)
   PostedTask posted;              // intrusive link for Worker::post
+  ReadTask* next_issued = nullptr;  // the issuer's intrusive list of reads to post
 
   void complete(Status status) { on_done(this, std::move(status)); }
 };

@@ -237,7 +237,11 @@ void FetchState::dispatch() {
 }
 
 void FetchState::post(const TaskBatch& tasks) {
-  for (engine::ReadTask* task : tasks) task->worker->post(&task->posted);
+  for (engine::ReadTask* task = tasks.head; task != nullptr;) {
+    engine::ReadTask* next = task->next_issued;  // read first: the post may run (and complete) the task inline
+    task->worker->post(&task->posted);
+    task = next;
+  }
 }
 
 // On the task's worker: start the read, unless the fetch was cancelled before it got here.

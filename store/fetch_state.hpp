@@ -110,7 +110,16 @@ class FetchState final : public engine::ShutdownListener, public std::enable_sha
     Status status;
   };
   using Pending = std::pair<uint32_t, uint32_t>;  // (priority, request)
-  using TaskBatch = std::vector<engine::ReadTask*>;
+  // Reads issued under the lock and posted after it: an intrusive list, so issuing allocates nothing.
+  struct TaskBatch {
+    engine::ReadTask* head = nullptr;
+    engine::ReadTask* tail = nullptr;
+    void push_back(engine::ReadTask* task) {
+      task->next_issued = nullptr;
+      if (tail != nullptr) tail->next_issued = task; else head = task;
+      tail = task;
+    }
+  };
 
   // ---- Immutable after start(): derived from the layout. ----
   std::vector<uint32_t> extent_order_;          // extents by the first plan index among their items

@@ -1,0 +1,75 @@
+// Allocations per request: a running fetch takes its read tasks from a per-fetch slab and posts them intrusively, so
+// the number of heap allocations of a fetch does not grow with its number of requests. Counted with a replacement
+// global operator new (this binary only), over file:// fetches of the same bytes cut into 512 and 8192 requests.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "ringfetch/ringfetch.hpp"
+#include "servers/temp_dir.hpp"
+
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return operator new(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace ringfetch {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// Allocations made by one fetch of a 32 MiB item cut into parts of `part_size`, from fetch() to wait().
+uint64_t allocations_of_fetch(Engine& engine, const std::string& root, uint64_t part_size, uint64_t* requests) {
+  StoreOptions options;
+  options.part_size = part_size;
+  Store store = Store::open(root, engine, options);
+  Plan plan;
+  plan.add("blob.bin", 0, 32 * kMiB);
+  engine.reset_stats();
+  const uint64_t before = g_allocations.load();
+  {
+    FetchBatch batch = store.fetch(plan);
+    batch.wait();
+  }
+  const uint64_t after = g_allocations.load();
+  *requests = engine.stats().requests;
+  return after - before;
+}
+
+TEST(RequestAllocationsTest, AFetchAllocatesTheSameWhateverItsNumberOfRequests) {
+  testing::TempDir dir;
+  testing::write_pattern_file(dir.path() / "blob.bin", 32 * kMiB, 3);
+  const std::string root = "file://" + dir.path().string();
+  EngineOptions options;
+  options.arena_bytes = 64 * kMiB;
+  Engine engine(options);
+  uint64_t warm_requests = 0;
+  allocations_of_fetch(engine, root, 64 * 1024, &warm_requests);  // maps and registers the arena once
+  uint64_t few_requests = 0, many_requests = 0;
+  const uint64_t few = allocations_of_fetch(engine, root, 64 * 1024, &few_requests);
+  const uint64_t many = allocations_of_fetch(engine, root, 4 * 1024, &many_requests);
+  ASSERT_EQ(few_requests, 512u);
+  ASSERT_EQ(many_requests, 8192u);
+  ::testing::Test::RecordProperty("allocations_512_requests", std::to_string(few));
+  ::testing::Test::RecordProperty("allocations_8192_requests", std::to_string(many));
+  std::printf("allocations per fetch: %llu for 512 requests, %llu for 8192 requests\n",
+              static_cast<unsigned long long>(few), static_cast<unsigned long long>(many));
+  // 7680 more requests may cost a few more allocations (vectors sized by the plan grow once), never one each.
+  EXPECT_LT(many, few + 64) << "allocations grow with the number of requests";
+}
+
+}  // namespace
+}  // namespace ringfetch
