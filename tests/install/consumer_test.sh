@@ -32,4 +32,20 @@ for h in "$work"/prefix/include/ringfetch/*.hpp "$work"/prefix/include/ringfetch
   [ -f "$h" ] || continue
   echo "#include \"$h\"" | g++ -std=c++20 -fsyntax-only -I"$work/prefix/include" -x c++ -
 done
+# A static build of the library, installed and consumed the same way (release flavour only: it compiles the
+# library once more). Its consumer must reach s3:// too: no scheme may depend on a static initialiser.
+if [ ${#extra[@]} -eq 0 ]; then
+  cmake -S "$src" -B "$work/static-build" -DCMAKE_BUILD_TYPE=Release -DRINGFETCH_STATIC=ON \
+    -DRINGFETCH_BUILD_TESTS=OFF -DRINGFETCH_BUILD_BENCH=OFF -DRINGFETCH_BUILD_PYTHON=OFF >/dev/null
+  cmake --build "$work/static-build" -j "$(nproc)" >/dev/null
+  cmake --install "$work/static-build" --prefix "$work/static-prefix" >/dev/null
+  cmake -S "$src/tests/install/consumer" -B "$work/static-consumer" -DCMAKE_PREFIX_PATH="$work/static-prefix" \
+    -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$work/static-consumer" >/dev/null
+  if ldd "$work/static-consumer/consumer" | grep -q libringfetch; then
+    echo "the static consumer links libringfetch dynamically" >&2
+    exit 1
+  fi
+  "$work/static-consumer/consumer" "$work/data"
+fi
 echo "consumer test passed"
