@@ -125,8 +125,11 @@ class EpollLoop final : public IoLoop {
   };
 
   static int32_t file_io(Completion* c) {
-    ssize_t n = c->op == Completion::Op::kRead ? pread(c->fd, c->buf, c->len, static_cast<off_t>(c->offset))
-                                                : pwrite(c->fd, c->buf, c->len, static_cast<off_t>(c->offset));
+    ssize_t n;
+    do {
+      n = c->op == Completion::Op::kRead ? pread(c->fd, c->buf, c->len, static_cast<off_t>(c->offset))
+                                         : pwrite(c->fd, c->buf, c->len, static_cast<off_t>(c->offset));
+    } while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : static_cast<int32_t>(n);
   }
 

@@ -39,7 +39,9 @@ struct Completion {
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
 
-  int32_t result = 0;  // bytes transferred, or -errno (-ETIMEDOUT for an op timeout, -ECANCELED on shutdown)
+  // Bytes transferred, or -errno (-ETIMEDOUT for an op timeout, -ECANCELED on cancel or shutdown). Never -EINTR or
+  // -EAGAIN: both backends retry those themselves.
+  int32_t result = 0;
   CompletionCallback callback = nullptr;
   void* context = nullptr;
 

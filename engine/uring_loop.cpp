@@ -351,6 +351,13 @@ class UringLoop final : public IoLoop {
     c->in_flight = false;
     --in_flight_;
     untrack_deadline(c);
+    // Interrupted or would-block results are the loop's business, never the owner's: the op goes out again (its
+    // deadline starts over, bounded by the op's own timeout).
+    if ((c->result == -EINTR || c->result == -EAGAIN) && c->op != Completion::Op::kTimeout &&
+        c->op != Completion::Op::kWake && !c->cancel_requested && !c->timed_out) {
+      submit(c);
+      return;
+    }
     if (c->op == Completion::Op::kTimeout && c->result == -ETIME) c->result = 0;
     // The sweep cancelled it for its deadline: that is a timeout (unless the owner cancelled it too).
     if (c->timed_out && c->result == -ECANCELED && !c->cancel_requested) c->result = -ETIMEDOUT;

@@ -1,4 +1,8 @@
 // Plan: the list of byte ranges a caller wants, each optionally with its own destination memory.
+//
+// Threading: a Plan is a value with no synchronisation of its own; Store::fetch reads it only during the call, so it
+// may be changed or dropped once fetch returns. A destination must stay valid until its item is delivered or the
+// batch is gone.
 #pragma once
 
 #include <cstddef>
