@@ -26,6 +26,8 @@ json parse_file(const std::string& path) {
     return json::parse(in);
   } catch (const json::parse_error& e) {
     invalid(path, std::string("not valid JSON: ") + e.what());
+  } catch (const json::exception& e) {  // out_of_range: a number too large for a double (1e808), ...
+    invalid(path, std::string("a number is out of range: ") + e.what());
   }
 }
 
