@@ -4,6 +4,8 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
+
 #include "s3/s3_service.hpp"
 #include "s3/xml_document.hpp"
 
@@ -38,6 +40,19 @@ std::string content_md5(std::string_view body) {
   unsigned char encoded[64];
   const int n = EVP_EncodeBlock(encoded, digest, static_cast<int>(length));
   return std::string(reinterpret_cast<char*>(encoded), static_cast<size_t>(n));
+}
+
+// A listing's <Size>: decimal digits only (no sign, no blanks) that fit 64 bits, else an integrity error naming the
+// key; a size read wrongly would make every later range of that object wrong.
+uint64_t parse_size(const http::HttpCall& call, const std::string& key, const std::string& text) {
+  uint64_t size = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
+  const bool digits_only = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits_only || error != std::errc() || end != text.data() + text.size()) {
+    throw Error(ErrorKind::kIntegrity, call.describe() + ": bad <Size> '" + text.substr(0, 40) + "' for key '" +
+                                           key + "' (expected a size in bytes below 2^64)");
+  }
+  return size;
 }
 
 std::span<const std::byte> as_bytes(const std::string& text) {
@@ -156,7 +171,7 @@ ListPage S3Client::list_page(std::string_view bucket, std::string_view prefix, s
   for (const XmlElement* entry : doc.root()->children_named("Contents")) {
     ObjectInfo info;
     info.key = entry->child_text("Key");
-    info.size = std::stoull("0" + entry->child_text("Size"));
+    info.size = parse_size(call, info.key, entry->child_text("Size"));
     info.etag = entry->child_text("ETag");
     info.last_modified = entry->child_text("LastModified");
     page.objects.push_back(std::move(info));
