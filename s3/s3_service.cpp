@@ -309,18 +309,22 @@ Status S3Service::execute(http::HttpCall& call, const std::string& bucket) {
   return result.get_future().get();
 }
 
-Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel) {
+Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel,
+                              const ExecuteAllHooks& hooks) {
   struct Shared {
     std::mutex mutex;
     std::condition_variable changed;
     std::vector<http::HttpCall*> calls;
     std::string bucket;
+    const std::atomic<bool>* cancel = nullptr;
+    std::function<void(const http::HttpCall&, const Status&)> on_done;
     size_t next = 0;
     size_t running = 0;
     Status first_error;
-    // Under the lock: the next call to start, or nullptr when done or after the first error.
+    bool cancelled() const { return cancel != nullptr && cancel->load(); }
+    // Under the lock: the next call to start, or nullptr when done, cancelled or after the first error.
     http::HttpCall* take() {
-      if (next >= calls.size() || !first_error.ok()) return nullptr;
+      if (next >= calls.size() || !first_error.ok() || cancelled()) return nullptr;
       ++running;
       return calls[next++];
     }
@@ -328,10 +332,13 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
   auto shared = std::make_shared<Shared>();
   shared->calls = calls;
   shared->bucket = bucket;
+  shared->cancel = hooks.cancel;
+  shared->on_done = hooks.on_done;
   // Each completion starts the next call itself; nothing here refers to this stack frame once it returns.
   auto run = std::make_shared<std::function<void(http::HttpCall*)>>();
   *run = [this, shared, weak_run = std::weak_ptr<std::function<void(http::HttpCall*)>>(run)](http::HttpCall* call) {
-    call->done = [shared, weak_run](const Status& status) {
+    call->done = [shared, weak_run, call](const Status& status) {
+      if (shared->on_done) shared->on_done(*call, status);
       http::HttpCall* next;
       {
         std::lock_guard lock(shared->mutex);
@@ -356,8 +363,25 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
     if (call == nullptr) break;
     (*run)(call);
   }
+  // A cancel flag has no way to wake this wait, so it is polled: kCancelPollMs is what a cancel may wait on top.
+  constexpr auto kCancelPoll = std::chrono::milliseconds(20);
+  bool cancel_seen = false;
   std::unique_lock lock(shared->mutex);
-  shared->changed.wait(lock, [&] { return shared->running == 0; });
+  while (shared->running > 0) {
+    shared->changed.wait_for(lock, kCancelPoll);
+    if (!cancel_seen && shared->cancelled()) {
+      cancel_seen = true;
+      if (hooks.on_cancel) {
+        lock.unlock();
+        hooks.on_cancel();
+        lock.lock();
+      }
+    }
+  }
+  if (shared->first_error.ok() && (shared->cancelled() || cancel_seen) && shared->next < shared->calls.size()) {
+    return Status(ErrorKind::kCancelled, "cancelled with " + std::to_string(shared->calls.size() - shared->next) +
+                                             " of " + std::to_string(shared->calls.size()) + " requests not sent");
+  }
   return shared->first_error;
 }
 

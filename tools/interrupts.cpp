@@ -69,6 +69,15 @@ void FileToRemoveOnInterrupt::remove_now() {
   path_.clear();
 }
 
+std::string signal_name(int signal) {
+  switch (signal) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "signal " + std::to_string(signal);
+  }
+}
+
 void say(const std::string& message) {
   const std::string line = "ringfetch: " + message + "\n";
   [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, line.data(), line.size());

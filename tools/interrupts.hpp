@@ -48,6 +48,9 @@ class FileToRemoveOnInterrupt {
   std::string path_;
 };
 
+// "SIGINT", "SIGTERM", "SIGHUP", else "signal N".
+std::string signal_name(int signal);
+
 // Writes "ringfetch: <message>" and a newline to stderr with one write(2), safe from any thread.
 void say(const std::string& message);
 

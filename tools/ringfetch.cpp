@@ -28,6 +28,7 @@ constexpr char kProgramHelp[] =
     "  put    upload a file to S3 (multipart with parallel parts for large files)\n"
     "  ls     list the objects under an s3:// prefix with their sizes\n"
     "  rm     delete S3 objects\n"
+    "  uploads  list (or --abort) the multipart uploads in progress under an s3:// prefix\n"
     "\n"
     "Run 'ringfetch <command> --help' for a command's options.\n"
     "Exit status: 0 on success, 1 when the work failed, 2 when the command line is wrong.\n";
@@ -47,8 +48,9 @@ int dispatch(const Arguments& words) {
   if (command == "put") return run_put(rest);
   if (command == "ls") return run_ls(rest);
   if (command == "rm") return run_rm(rest);
+  if (command == "uploads") return run_uploads(rest);
   throw UsageError("ringfetch: unknown command '" + std::string(command) +
-                   "' (expected demo, load, cat, get, put, ls or rm; see 'ringfetch --help')");
+                   "' (expected demo, load, cat, get, put, ls, rm or uploads; see 'ringfetch --help')");
 }
 
 int run(const Arguments& words) {

@@ -139,6 +139,14 @@ RunningCli::RunningCli(const std::vector<std::string>& args) {
   err_fd_ = child.err_fd;
 }
 
+RunningCli::RunningCli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment) {
+  Environment child_environment = make_environment(environment);
+  const Spawned child = start_cli(args, child_environment.pointers.data());
+  pid_ = child.pid;
+  out_fd_ = child.out_fd;
+  err_fd_ = child.err_fd;
+}
+
 RunningCli::~RunningCli() {
   if (pid_ < 0) return;
   kill(pid_, SIGKILL);

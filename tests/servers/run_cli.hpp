@@ -35,6 +35,8 @@ CliResult run_cli(const std::vector<std::string>& args, const std::map<std::stri
 class RunningCli {
  public:
   explicit RunningCli(const std::vector<std::string>& args);
+  // With exactly `environment` as its environment.
+  RunningCli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment);
   ~RunningCli();
   RunningCli(const RunningCli&) = delete;
   RunningCli& operator=(const RunningCli&) = delete;
