@@ -105,8 +105,19 @@ Status S3Service::create(Engine::Impl& engine, const S3Options& options, const H
   Status resolved = resolve_aws_config(config_options, &service->config_);
   if (!resolved.ok()) return resolved;
   if (!options.region.empty()) service->config_.region = options.region;
-  std::vector<std::string> urls = options.endpoints.empty() ? std::vector<std::string>{service->config_.endpoint}
-                                                            : options.endpoints;
+  // A comma-separated list (in AWS_ENDPOINT_URL_S3, say) names several endpoints, as several entries would.
+  std::vector<std::string> urls;
+  for (const std::string& entry :
+       options.endpoints.empty() ? std::vector<std::string>{service->config_.endpoint} : options.endpoints) {
+    std::string_view rest = entry;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string_view one = rest.substr(0, comma);
+      if (!one.empty()) urls.emplace_back(one);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  if (urls.empty()) return Status(ErrorKind::kInvalidArgument, "no S3 endpoint given (an empty endpoint list)");
   for (const std::string& text : urls) {
     auto state = std::make_unique<EndpointState>();
     state->text = text;
@@ -137,6 +148,11 @@ Status S3Service::create(Engine::Impl& engine, const S3Options& options, const H
       http::TlsOptions tls_options;
       tls_options.verify = http.verify_tls;
       tls_options.ca_file = http.ca_file;
+      // As awscli: for S3, AWS_CA_BUNDLE outranks SSL_CERT_FILE (which TlsContext falls back to).
+      if (tls_options.ca_file.empty()) {
+        const std::optional<std::string> bundle = config_options.environment("AWS_CA_BUNDLE");
+        if (bundle && !bundle->empty()) tls_options.ca_file = *bundle;
+      }
       Status created = http::TlsContext::create(tls_options, &state->tls);
       if (!created.ok()) return created;
     }
