@@ -322,6 +322,12 @@ class Exchange final : public ConnectionUser {
     }
     if (head.status == 206) {
       const auto& cr = head.content_range;
+      // A range cut short at the object's end: the caller asked for bytes that do not exist (as file:// says).
+      if (cr && !cr->unsatisfied && cr->first == first && cr->last < last && cr->complete_length &&
+          *cr->complete_length == cr->last + 1) {
+        return Status(ErrorKind::kInvalidArgument, what() + ": the range ends past the object's end at " +
+                                                       std::to_string(*cr->complete_length));
+      }
       if (!cr || cr->unsatisfied || cr->first != first || cr->last != last ||
           (head.content_length && *head.content_length != last - first + 1)) {
         std::string got = cr ? "Content-Range bytes " + std::to_string(cr->first) + "-" + std::to_string(cr->last)
@@ -339,8 +345,8 @@ class Exchange final : public ConnectionUser {
                                                           "unknown length; refusing an unbounded read");
     }
     if (*head.content_length <= last) {
-      return Status(ErrorKind::kIntegrity, what() + ": object is " + std::to_string(*head.content_length) +
-                                               " bytes, shorter than the requested range");
+      return Status(ErrorKind::kInvalidArgument, what() + ": the range ends past the object's end at " +
+                                                     std::to_string(*head.content_length));
     }
     if (first > kMaxSkipBytes) {
       return Status(ErrorKind::kUnsupported, what() + ": server ignored the Range header; reaching byte " +

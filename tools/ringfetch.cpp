@@ -33,6 +33,14 @@ constexpr char kProgramHelp[] =
     "Run 'ringfetch <command> --help' for a command's options.\n"
     "Exit status: 0 on success, 1 when the work failed, 2 when the command line is wrong.\n";
 
+// A URL that cannot be right (the library's "bad URL", the commands' "bad object URL") is a mistake in the
+// command line, as curl and awscli treat it; a well-formed URL naming something absent is a runtime failure.
+bool is_bad_url(const Error& e) {
+  const std::string_view message = e.what();
+  return e.kind() == ErrorKind::kInvalidArgument && (message.starts_with("bad URL ") ||
+                                                     message.starts_with("bad object URL "));
+}
+
 int dispatch(const Arguments& words) {
   if (words.empty()) throw UsageError("ringfetch: missing command (see 'ringfetch --help')");
   const std::string_view command = words[0];
@@ -59,6 +67,9 @@ int run(const Arguments& words) {
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return kExitUsage;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "ringfetch: %s\n", e.what());
+    return is_bad_url(e) ? kExitUsage : kExitRuntimeError;
   } catch (const std::exception& e) {  // ringfetch::Error and anything unexpected (bad_alloc, ...)
     std::fprintf(stderr, "ringfetch: %s\n", e.what());
     return kExitRuntimeError;
