@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -15,13 +17,19 @@ namespace {
 
 using nlohmann::json;
 
+constexpr std::string_view kStdinName = "-";  // --plan - reads the plan from stdin
+
 [[noreturn]] void invalid(const std::string& path, const std::string& what) {
   throw Error(ErrorKind::kInvalidArgument, "plan file '" + path + "': " + what);
 }
 
 json parse_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::kIo, "cannot open plan file '" + path + "': " + std::strerror(errno));
+  std::ifstream file;
+  if (path != kStdinName) {
+    file.open(path, std::ios::binary);
+    if (!file) throw Error(ErrorKind::kIo, "cannot open plan file '" + path + "': " + std::strerror(errno));
+  }
+  std::istream& in = path == kStdinName ? std::cin : file;
   try {
     return json::parse(in);
   } catch (const json::parse_error& e) {

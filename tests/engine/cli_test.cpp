@@ -182,6 +182,27 @@ TEST_F(CliStoreTest, LoadPrintsATableRowAndHonoursTuningFlags) {
   EXPECT_EQ(json::parse(json_run.out).at("requests").get<uint64_t>(), (kBlobBytes + (1 << 20) - 1) >> 20);
 }
 
+TEST_F(CliStoreTest, PlanDashIsReadFromStdin) {
+  const fs::path plan = write_plan("stdin.json", {{"items", {{{"key", "data/blob"}, {"offset", 5}, {"length", 100}}}}});
+  const CliResult r = testing::run_cli_with_stdin({"load", root(), "--plan", "-", "--json"}, plan.string());
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(json::parse(r.out).at("bytes_requested").get<uint64_t>(), 100u);
+
+  const fs::path bad = dir_.path() / "bad.json";
+  write_text(bad, "{\"items\": [");
+  EXPECT_TRUE(failed_with(testing::run_cli_with_stdin({"load", root(), "--plan", "-"}, bad.string()),
+                          kExitRuntimeError, "plan file '-': not valid JSON"));
+}
+
+TEST(CliUsage, VersionNamesTheProgramAndItsVersion) {
+  for (const char* word : {"--version", "version"}) {
+    const CliResult r = run_cli({word});
+    EXPECT_EQ(r.exit_code, 0) << describe(r);
+    EXPECT_EQ(r.out.rfind("ringfetch 0.", 0), 0u) << describe(r);
+    EXPECT_EQ(line_count(r.out), 1u) << describe(r);
+  }
+}
+
 TEST_F(CliStoreTest, ATinyLoadPrintsNoPerGigabyteFigures) {
   const fs::path plan = write_plan("tiny.json", {{"items", {{{"key", "data/blob"}, {"offset", 0}, {"length", 10}}}}});
   const CliResult r = run_cli({"load", root(), "--plan", plan.string()});

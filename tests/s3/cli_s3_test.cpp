@@ -250,6 +250,18 @@ TEST_F(CliS3, RmRemovesObjectsAndAGetAfterwardsNamesTheMissingKey) {
   EXPECT_TRUE(fs::is_empty(dir_.path())) << "a failed get left a file behind";
 }
 
+TEST_F(CliS3, MbCreatesABucket) {
+  const std::string bucket = bucket_ + "-mb";
+  const CliResult made = ringfetch({"mb", "s3://" + bucket});
+  ASSERT_EQ(made.exit_code, 0) << describe(made);
+  EXPECT_EQ(made.out, "make_bucket: " + bucket + "\n");
+  EXPECT_TRUE(client_.list(bucket, "").empty());  // it exists: listing it works
+  const CliResult again = ringfetch({"mb", "s3://" + bucket});
+  EXPECT_TRUE(failed_with(again, kExitRuntimeError, "BucketAlreadyExists"));
+  client_.delete_bucket(bucket);
+  EXPECT_TRUE(failed_with(ringfetch({"mb", "s3://" + bucket + "/key"}), kExitUsage, "mb takes a bucket"));
+}
+
 TEST_F(CliS3, AnUnknownAccessKeyIsInvalidAccessKeyId) {
   const std::string file = write_big_file("shard.bin");
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{

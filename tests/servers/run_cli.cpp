@@ -75,7 +75,7 @@ struct Spawned {
   int err_fd = -1;
 };
 
-Spawned start_cli(const std::vector<std::string>& args, char** envp) {
+Spawned start_cli(const std::vector<std::string>& args, char** envp, const std::string& stdin_path = {}) {
   std::vector<std::string> words = {RINGFETCH_CLI_PATH};
   words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -89,6 +89,7 @@ Spawned start_cli(const std::vector<std::string>& args, char** envp) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+  if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, stdin_path.c_str(), O_RDONLY, 0);
   pid_t pid = -1;
   const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
@@ -130,6 +131,10 @@ CliResult run_cli(const std::vector<std::string>& args) { return spawn_cli(args,
 CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment) {
   Environment child_environment = make_environment(environment);
   return spawn_cli(args, child_environment.pointers.data());
+}
+
+CliResult run_cli_with_stdin(const std::vector<std::string>& args, const std::string& input) {
+  return finish_cli(start_cli(args, environ, input));
 }
 
 RunningCli::RunningCli(const std::vector<std::string>& args) {

@@ -52,6 +52,9 @@ class RunningCli {
   int err_fd_ = -1;
 };
 
+// Runs the CLI with `args` and the file `input` as its stdin.
+CliResult run_cli_with_stdin(const std::vector<std::string>& args, const std::string& input);
+
 // "exit N", then stdout and stderr, for failure messages.
 std::string describe(const CliResult& result);
 
