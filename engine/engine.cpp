@@ -38,6 +38,50 @@ void log_fallback_once(const std::string& what) {
   std::call_once(once, [&] { std::fprintf(stderr, "ringfetch: %s\n", what.c_str()); });
 }
 
+// ---- Worker start-up with fallback (kept apart from the constructor on purpose) ----------------------------------
+// In kAuto mode a ring that cannot start on any thread (RLIMIT_MEMLOCK charges ring memory for unprivileged users,
+// so the probe's small ring may work and a full one not) is retried with half the entries down to
+// kMinRingEntries; if none starts, every thread moves to epoll. One line is logged either way.
+constexpr unsigned kMinRingEntries = 8;
+
+engine::BackendKind start_workers(Engine::Impl& e, unsigned threads, Backend backend, engine::BackendKind kind,
+                                  engine::LoopOptions loop_options) {
+  const bool may_fall_back = kind == engine::BackendKind::kIoUring && backend == Backend::kAuto;
+  const unsigned asked_entries = loop_options.entries;
+  std::string first_failure;
+  for (unsigned i = 0; i < threads; ++i) {
+    std::string reason;
+    auto worker = engine::Worker::start(i, kind, loop_options, &reason);
+    while (!worker && may_fall_back && loop_options.entries > kMinRingEntries) {
+      if (first_failure.empty()) first_failure = reason;
+      loop_options.entries /= 2;
+      worker = engine::Worker::start(i, kind, loop_options, &reason);
+    }
+    if (!worker && may_fall_back) {
+      e.workers.clear();  // the threads started so far run rings; every thread moves to epoll
+      e.fallback_reason = "io_uring unavailable (" + reason + "); using the epoll backend";
+      log_fallback_once(e.fallback_reason);
+      return start_workers(e, threads, Backend::kEpoll, engine::BackendKind::kEpoll, loop_options);
+    }
+    if (!worker) {
+      e.workers.clear();
+      throw Error(ErrorKind::kUnsupported,
+                  "cannot start engine thread: " + reason +
+                      (kind == engine::BackendKind::kIoUring
+                           ? "; the io_uring backend was asked for (RINGFETCH_BACKEND=io_uring or Backend::kIoUring):"
+                             " unset RINGFETCH_BACKEND (Backend::kAuto) to fall back to epoll"
+                           : ""));
+    }
+    e.workers.push_back(std::move(worker));
+  }
+  if (loop_options.entries != asked_entries) {
+    e.fallback_reason = "io_uring ring of " + std::to_string(asked_entries) + " entries refused (" + first_failure +
+                        "); using rings of " + std::to_string(loop_options.entries) + " entries";
+    log_fallback_once(e.fallback_reason);
+  }
+  return kind;
+}
+
 }  // namespace
 
 std::string_view to_string(ErrorKind kind) noexcept {
@@ -95,24 +139,11 @@ Engine::Engine(EngineOptions options) : impl_(std::make_shared<Impl>()) {
 
   engine::LoopOptions loop_options;
   loop_options.entries = options.ring_entries;
-  for (unsigned i = 0; i < options.threads; ++i) {
-    std::string reason;
-    auto worker = engine::Worker::start(i, kind, loop_options, &reason);
-    if (!worker && kind == engine::BackendKind::kIoUring && backend == Backend::kAuto && i == 0) {
-      e.fallback_reason = "io_uring unavailable (" + reason + "); using the epoll backend";
-      log_fallback_once(e.fallback_reason);
-      kind = engine::BackendKind::kEpoll;
-      worker = engine::Worker::start(i, kind, loop_options, &reason);
-    }
-    if (!worker) {
-      impl_->shutdown();
-      throw Error(ErrorKind::kUnsupported,
-                  "cannot start engine thread: " + reason +
-                      (kind == engine::BackendKind::kIoUring
-                           ? "; use Backend::kAuto (or RINGFETCH_BACKEND=epoll) to fall back to epoll"
-                           : ""));
-    }
-    e.workers.push_back(std::move(worker));
+  try {
+    kind = start_workers(e, options.threads, backend, kind, loop_options);
+  } catch (...) {
+    impl_->shutdown();
+    throw;
   }
   e.backend = kind;
   e.slot_used.assign(Impl::kBufferSlots, false);

@@ -11,6 +11,9 @@
 
 #include "engine/message_text.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <array>
 #include <initializer_list>
 #include <optional>
@@ -153,13 +156,14 @@ Status parse_file_url(std::string_view text, const UrlParts& parts, Url* url) {
   return Status();
 }
 
-// Accepts hex digits, ':' and '.' (for an embedded IPv4 tail); zone ids ("%eth0") are not supported.
+// An IPv6 address as inet_pton reads it (so "[:]" and "[a:]" are refused here, not later as "cannot resolve");
+// zone ids ("%eth0") are not supported.
 bool is_ipv6_literal(std::string_view text) {
-  if (text.find(':') == std::string_view::npos) return false;
-  for (char c : text) {
-    if (!is_hex(c) && c != ':' && c != '.') return false;
-  }
-  return true;
+  constexpr size_t kMaxLiteral = INET6_ADDRSTRLEN;
+  if (text.empty() || text.size() >= kMaxLiteral) return false;
+  const std::string terminated(text);
+  in6_addr address{};
+  return inet_pton(AF_INET6, terminated.c_str(), &address) == 1;
 }
 
 bool is_host_name(std::string_view text) {
@@ -189,6 +193,9 @@ Status parse_port(std::string_view text, std::string_view port_text, uint16_t* p
 Status parse_http_authority(std::string_view text, std::string_view authority, Url* url,
                             std::optional<std::string_view>* port_text) {
   if (authority.empty()) return bad_url(text, {"missing host"});
+  if (authority.find(',') != std::string_view::npos) {
+    return bad_url(text, {"',' in the host: one URL names one endpoint (a list takes one URL per endpoint)"});
+  }
   std::string_view after_host;
   if (authority.front() == '[') {
     const size_t close = authority.find(']');

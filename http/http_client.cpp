@@ -3,6 +3,8 @@
 // policy (fail_attempt). Pools are per worker and touched only on that worker's thread.
 #include "http/http_client.hpp"
 
+#include <strings.h>
+
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -22,6 +24,19 @@ struct HttpClient::Pool {
 };
 
 namespace {
+
+#ifndef RINGFETCH_VERSION
+#error "the build defines RINGFETCH_VERSION (the project's version)"
+#endif
+// Servers and their operators see who is calling (S3 access logs, nginx logs); a caller's own User-Agent wins.
+constexpr std::string_view kUserAgent = "ringfetch/" RINGFETCH_VERSION;
+
+void add_user_agent(std::vector<RequestField>& fields) {
+  for (const RequestField& field : fields) {
+    if (field.name.size() == 10 && strncasecmp(field.name.c_str(), "User-Agent", 10) == 0) return;
+  }
+  fields.push_back({"User-Agent", std::string(kUserAgent)});
+}
 
 // Head reads of a ranged GET ask for this much at a time: whatever body arrives with the head has to be copied,
 // so a small read bounds that copy (typical response heads are 200-800 bytes).
@@ -194,6 +209,7 @@ class Exchange final : public ConnectionUser {
     head.host = client_.endpoint().host_header;
     head.fields = call_->fields;
     for (const auto& [name, value] : client_.options().headers) head.fields.push_back({name, value});
+    add_user_agent(head.fields);
     if (call_->range) head.range = ByteRange{call_->range->first + delivered_, call_->range->last};
     if (!call_->body.empty() || call_->send_content_length) head.content_length = call_->body.size();
     if (call_->decorate) {
@@ -306,6 +322,12 @@ class Exchange final : public ConnectionUser {
     }
     if (head.status == 206) {
       const auto& cr = head.content_range;
+      // A range cut short at the object's end: the caller asked for bytes that do not exist (as file:// says).
+      if (cr && !cr->unsatisfied && cr->first == first && cr->last < last && cr->complete_length &&
+          *cr->complete_length == cr->last + 1) {
+        return Status(ErrorKind::kInvalidArgument, what() + ": the range ends past the object's end at " +
+                                                       std::to_string(*cr->complete_length));
+      }
       if (!cr || cr->unsatisfied || cr->first != first || cr->last != last ||
           (head.content_length && *head.content_length != last - first + 1)) {
         std::string got = cr ? "Content-Range bytes " + std::to_string(cr->first) + "-" + std::to_string(cr->last)
@@ -323,8 +345,8 @@ class Exchange final : public ConnectionUser {
                                                           "unknown length; refusing an unbounded read");
     }
     if (*head.content_length <= last) {
-      return Status(ErrorKind::kIntegrity, what() + ": object is " + std::to_string(*head.content_length) +
-                                               " bytes, shorter than the requested range");
+      return Status(ErrorKind::kInvalidArgument, what() + ": the range ends past the object's end at " +
+                                                     std::to_string(*head.content_length));
     }
     if (first > kMaxSkipBytes) {
       return Status(ErrorKind::kUnsupported, what() + ": server ignored the Range header; reaching byte " +

@@ -140,8 +140,12 @@ Status ranged_get_error(const ResponseHead& head, const std::string&, const std:
                   otherwise.s3_code(), otherwise.request_id());
   }
   if (head.status == 416) {
-    return Status(ErrorKind::kInvalidArgument, what + ": range not satisfiable (past the end of the object)", 416,
-                  otherwise.s3_code(), otherwise.request_id());
+    const auto& range = head.content_range;  // "bytes */N" names the size
+    const std::string end = range && range->unsatisfied && range->complete_length
+                                ? " at " + std::to_string(*range->complete_length)
+                                : std::string();
+    return Status(ErrorKind::kInvalidArgument, what + ": range not satisfiable: it starts past the object's end" + end,
+                  416, otherwise.s3_code(), otherwise.request_id());
   }
   return otherwise;
 }

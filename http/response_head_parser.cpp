@@ -108,6 +108,8 @@ bool parse_content_range(std::string_view value, ContentRange* range) {
   if (!parse_decimal(positions.substr(0, dash), &parsed.first)) return false;
   if (!parse_decimal(positions.substr(dash + 1), &parsed.last)) return false;
   if (parsed.first > parsed.last) return false;
+  // A range of 2^64 bytes has a length no uint64_t holds (length() would wrap to 0); no object is that large.
+  if (parsed.first == 0 && parsed.last == UINT64_MAX) return false;
   if (parsed.complete_length && parsed.last >= *parsed.complete_length) return false;
   *range = parsed;
   return true;

@@ -393,11 +393,13 @@ Status parse_aws_ini(std::string_view text, std::string_view file_name, AwsIniSe
   std::string nesting_parent;  // key whose empty value opens an indented block ("s3 =")
   size_t line_number = 0;
   while (!text.empty()) {
-    const size_t end = text.find('\n');
+    // Lines end at "\n", "\r\n" or a bare "\r", as in Python's universal newlines (botocore reads the files so).
+    const size_t end = text.find_first_of("\r\n");
     std::string_view line = text.substr(0, end);
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    size_t terminator = end == std::string_view::npos ? 0 : 1;
+    if (terminator == 1 && text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n') terminator = 2;
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + terminator);
     ++line_number;
-    if (line.ends_with('\r')) line.remove_suffix(1);
     const bool indented = line.starts_with(' ') || line.starts_with('\t');
     const std::string_view content = trim(line);
     if (content.empty() || content.front() == '#' || content.front() == ';') continue;

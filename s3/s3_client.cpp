@@ -4,6 +4,8 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
+
 #include "s3/s3_service.hpp"
 #include "s3/xml_document.hpp"
 
@@ -38,6 +40,19 @@ std::string content_md5(std::string_view body) {
   unsigned char encoded[64];
   const int n = EVP_EncodeBlock(encoded, digest, static_cast<int>(length));
   return std::string(reinterpret_cast<char*>(encoded), static_cast<size_t>(n));
+}
+
+// A listing's <Size>: decimal digits only (no sign, no blanks) that fit 64 bits, else an integrity error naming the
+// key; a size read wrongly would make every later range of that object wrong.
+uint64_t parse_size(const http::HttpCall& call, const std::string& key, const std::string& text) {
+  uint64_t size = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
+  const bool digits_only = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits_only || error != std::errc() || end != text.data() + text.size()) {
+    throw Error(ErrorKind::kIntegrity, call.describe() + ": bad <Size> '" + text.substr(0, 40) + "' for key '" +
+                                           key + "' (expected a size in bytes below 2^64)");
+  }
+  return size;
 }
 
 std::span<const std::byte> as_bytes(const std::string& text) {
@@ -82,13 +97,20 @@ std::string S3Client::put(std::string_view bucket, std::string_view key, std::sp
   return call.response.etag;
 }
 
-UploadStats S3Client::upload(std::string_view bucket, std::string_view key, std::span<const std::byte> body) {
-  if (body.size() < service_->options().multipart_threshold) return UploadStats{1, put(bucket, key, body)};
-  return put_multipart(bucket, key, body);
+UploadStats S3Client::upload(std::string_view bucket, std::string_view key, std::span<const std::byte> body,
+                             const UploadControl& control) {
+  if (body.size() >= service_->options().multipart_threshold) return put_multipart(bucket, key, body, control);
+  if (control.cancel != nullptr && control.cancel->load()) {
+    throw Error(ErrorKind::kCancelled, "upload to s3://" + std::string(bucket) + "/" + std::string(key) +
+                                           " cancelled before it started");
+  }
+  UploadStats stats{1, put(bucket, key, body)};
+  if (control.on_progress) control.on_progress(body.size());
+  return stats;
 }
 
 UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_view key_view,
-                                    std::span<const std::byte> body) {
+                                    std::span<const std::byte> body, const UploadControl& control) {
   const std::string bucket(bucket_view), key(key_view);
   const uint64_t part_size = std::max<uint64_t>(1, service_->options().multipart_part_size);
   const uint64_t parts = std::max<uint64_t>(1, (body.size() + part_size - 1) / part_size);
@@ -96,6 +118,9 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
     throw Error(ErrorKind::kInvalidArgument, "upload of " + std::to_string(body.size()) + " bytes in parts of " +
                                                  std::to_string(part_size) + " needs more than 10000 parts");
   }
+  const auto cancelled = [&control] { return control.cancel != nullptr && control.cancel->load(); };
+  const std::string target = "s3://" + bucket + "/" + key;
+  if (cancelled()) throw Error(ErrorKind::kCancelled, "upload to " + target + " cancelled before it started");
   http::HttpCall create;
   create.method = "POST";
   service_->prepare(create, bucket, key, {{"uploads", ""}});
@@ -103,6 +128,32 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
   const std::string upload_id = parse_answer(create, "InitiateMultipartUploadResult").root()->child_text("UploadId");
   if (upload_id.empty()) throw Error(ErrorKind::kIntegrity, create.describe() + ": no UploadId in the answer");
 
+  const auto abort_upload = [&]() -> Status {
+    http::HttpCall abort;
+    abort.method = "DELETE";
+    service_->prepare(abort, bucket, key, {{"uploadId", upload_id}});
+    return service_->execute(abort, bucket);
+  };
+  // A cancel aborts at once, while parts are still in flight; a part that lands after that abort makes S3 keep
+  // it, so the abort is sent again once they have all ended (S3's documented advice).
+  std::atomic<uint64_t> parts_done{0};
+  std::atomic<uint64_t> bytes_done{0};
+  bool aborted_on_cancel = false;
+  uint64_t parts_done_at_abort = 0;
+  Status cancel_abort;
+  ExecuteAllHooks hooks;
+  hooks.cancel = control.cancel;
+  hooks.on_cancel = [&] {
+    parts_done_at_abort = parts_done.load();
+    cancel_abort = abort_upload();
+    aborted_on_cancel = true;
+  };
+  hooks.on_done = [&](const http::HttpCall& call, const Status& status) {
+    if (!status.ok()) return;
+    parts_done.fetch_add(1);
+    const uint64_t done = bytes_done.fetch_add(call.body.size()) + call.body.size();
+    if (control.on_progress) control.on_progress(done);
+  };
   try {
     std::vector<std::unique_ptr<http::HttpCall>> calls;
     std::vector<http::HttpCall*> raw;
@@ -116,7 +167,8 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
       raw.push_back(call.get());
       calls.push_back(std::move(call));
     }
-    check(service_->execute_all(raw, bucket, service_->options().multipart_parallel));
+    check(service_->execute_all(raw, bucket, service_->options().multipart_parallel, hooks));
+    if (cancelled()) throw Error(ErrorKind::kCancelled, "upload to " + target + " cancelled");
     std::string complete_body = "<CompleteMultipartUpload>";
     for (uint64_t i = 0; i < parts; ++i) {
       complete_body += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
@@ -132,14 +184,56 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
         parse_answer(complete, "CompleteMultipartUploadResult").root()->child_text("ETag");
     return UploadStats{parts, etag};
   } catch (const Error& e) {
-    http::HttpCall abort;
-    abort.method = "DELETE";
-    service_->prepare(abort, bucket, key, {{"uploadId", upload_id}});
-    const Status aborted = service_->execute(abort, bucket);
+    Status aborted = cancel_abort;
+    if (!aborted_on_cancel) {
+      aborted = abort_upload();
+    } else if (parts_done.load() != parts_done_at_abort) {
+      const Status again = abort_upload();
+      if (!again.ok() && again.s3_code() != "NoSuchUpload") aborted = again;
+    }
     const std::string note = aborted.ok() ? " (upload " + upload_id + " aborted)"
                                           : " (aborting upload " + upload_id + " failed too: " + aborted.message() + ")";
-    throw Error(e.kind(), std::string(e.what()) + note, e.http_status(), e.s3_code(), e.request_id());
+    std::string message = e.what();
+    if (e.kind() == ErrorKind::kCancelled && message.find(target) == std::string::npos) {
+      message = "upload to " + target + " cancelled: " + message;
+    }
+    throw Error(e.kind(), message + note, e.http_status(), e.s3_code(), e.request_id());
   }
+}
+
+std::vector<MultipartUploadInfo> S3Client::list_multipart_uploads(std::string_view bucket_view,
+                                                                  std::string_view prefix) {
+  const std::string bucket(bucket_view);
+  std::vector<MultipartUploadInfo> all;
+  std::string key_marker, id_marker;
+  while (true) {
+    QueryParams query{{"uploads", ""}, {"prefix", std::string(prefix)}};
+    if (!key_marker.empty()) query.emplace_back("key-marker", key_marker);
+    if (!id_marker.empty()) query.emplace_back("upload-id-marker", id_marker);
+    http::HttpCall call;
+    call.method = "GET";
+    service_->prepare(call, bucket, "", std::move(query));
+    check(service_->execute(call, bucket));
+    const XmlDocument doc = parse_answer(call, "ListMultipartUploadsResult");
+    for (const XmlElement* upload : doc.root()->children_named("Upload")) {
+      all.push_back({upload->child_text("Key"), upload->child_text("UploadId"), upload->child_text("Initiated")});
+    }
+    if (doc.root()->child_text("IsTruncated") != "true") return all;
+    const std::string next_key = doc.root()->child_text("NextKeyMarker");
+    const std::string next_id = doc.root()->child_text("NextUploadIdMarker");
+    if ((next_key.empty() && next_id.empty()) || (next_key == key_marker && next_id == id_marker)) {
+      throw Error(ErrorKind::kIntegrity, call.describe() + ": truncated upload listing without new markers");
+    }
+    key_marker = next_key;
+    id_marker = next_id;
+  }
+}
+
+void S3Client::abort_multipart_upload(std::string_view bucket, std::string_view key, std::string_view upload_id) {
+  http::HttpCall call;
+  call.method = "DELETE";
+  service_->prepare(call, std::string(bucket), std::string(key), {{"uploadId", std::string(upload_id)}});
+  check(service_->execute(call, std::string(bucket)));
 }
 
 ListPage S3Client::list_page(std::string_view bucket, std::string_view prefix, std::string_view token,
@@ -156,7 +250,7 @@ ListPage S3Client::list_page(std::string_view bucket, std::string_view prefix, s
   for (const XmlElement* entry : doc.root()->children_named("Contents")) {
     ObjectInfo info;
     info.key = entry->child_text("Key");
-    info.size = std::stoull("0" + entry->child_text("Size"));
+    info.size = parse_size(call, info.key, entry->child_text("Size"));
     info.etag = entry->child_text("ETag");
     info.last_modified = entry->child_text("LastModified");
     page.objects.push_back(std::move(info));

@@ -105,8 +105,19 @@ Status S3Service::create(Engine::Impl& engine, const S3Options& options, const H
   Status resolved = resolve_aws_config(config_options, &service->config_);
   if (!resolved.ok()) return resolved;
   if (!options.region.empty()) service->config_.region = options.region;
-  std::vector<std::string> urls = options.endpoints.empty() ? std::vector<std::string>{service->config_.endpoint}
-                                                            : options.endpoints;
+  // A comma-separated list (in AWS_ENDPOINT_URL_S3, say) names several endpoints, as several entries would.
+  std::vector<std::string> urls;
+  for (const std::string& entry :
+       options.endpoints.empty() ? std::vector<std::string>{service->config_.endpoint} : options.endpoints) {
+    std::string_view rest = entry;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      const std::string_view one = rest.substr(0, comma);
+      if (!one.empty()) urls.emplace_back(one);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  if (urls.empty()) return Status(ErrorKind::kInvalidArgument, "no S3 endpoint given (an empty endpoint list)");
   for (const std::string& text : urls) {
     auto state = std::make_unique<EndpointState>();
     state->text = text;
@@ -137,6 +148,11 @@ Status S3Service::create(Engine::Impl& engine, const S3Options& options, const H
       http::TlsOptions tls_options;
       tls_options.verify = http.verify_tls;
       tls_options.ca_file = http.ca_file;
+      // As awscli: for S3, AWS_CA_BUNDLE outranks SSL_CERT_FILE (which TlsContext falls back to).
+      if (tls_options.ca_file.empty()) {
+        const std::optional<std::string> bundle = config_options.environment("AWS_CA_BUNDLE");
+        if (bundle && !bundle->empty()) tls_options.ca_file = *bundle;
+      }
       Status created = http::TlsContext::create(tls_options, &state->tls);
       if (!created.ok()) return created;
     }
@@ -309,18 +325,22 @@ Status S3Service::execute(http::HttpCall& call, const std::string& bucket) {
   return result.get_future().get();
 }
 
-Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel) {
+Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel,
+                              const ExecuteAllHooks& hooks) {
   struct Shared {
     std::mutex mutex;
     std::condition_variable changed;
     std::vector<http::HttpCall*> calls;
     std::string bucket;
+    const std::atomic<bool>* cancel = nullptr;
+    std::function<void(const http::HttpCall&, const Status&)> on_done;
     size_t next = 0;
     size_t running = 0;
     Status first_error;
-    // Under the lock: the next call to start, or nullptr when done or after the first error.
+    bool cancelled() const { return cancel != nullptr && cancel->load(); }
+    // Under the lock: the next call to start, or nullptr when done, cancelled or after the first error.
     http::HttpCall* take() {
-      if (next >= calls.size() || !first_error.ok()) return nullptr;
+      if (next >= calls.size() || !first_error.ok() || cancelled()) return nullptr;
       ++running;
       return calls[next++];
     }
@@ -328,10 +348,13 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
   auto shared = std::make_shared<Shared>();
   shared->calls = calls;
   shared->bucket = bucket;
+  shared->cancel = hooks.cancel;
+  shared->on_done = hooks.on_done;
   // Each completion starts the next call itself; nothing here refers to this stack frame once it returns.
   auto run = std::make_shared<std::function<void(http::HttpCall*)>>();
   *run = [this, shared, weak_run = std::weak_ptr<std::function<void(http::HttpCall*)>>(run)](http::HttpCall* call) {
-    call->done = [shared, weak_run](const Status& status) {
+    call->done = [shared, weak_run, call](const Status& status) {
+      if (shared->on_done) shared->on_done(*call, status);
       http::HttpCall* next;
       {
         std::lock_guard lock(shared->mutex);
@@ -356,8 +379,25 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
     if (call == nullptr) break;
     (*run)(call);
   }
+  // A cancel flag has no way to wake this wait, so it is polled: kCancelPollMs is what a cancel may wait on top.
+  constexpr auto kCancelPoll = std::chrono::milliseconds(20);
+  bool cancel_seen = false;
   std::unique_lock lock(shared->mutex);
-  shared->changed.wait(lock, [&] { return shared->running == 0; });
+  while (shared->running > 0) {
+    shared->changed.wait_for(lock, kCancelPoll);
+    if (!cancel_seen && shared->cancelled()) {
+      cancel_seen = true;
+      if (hooks.on_cancel) {
+        lock.unlock();
+        hooks.on_cancel();
+        lock.lock();
+      }
+    }
+  }
+  if (shared->first_error.ok() && (shared->cancelled() || cancel_seen) && shared->next < shared->calls.size()) {
+    return Status(ErrorKind::kCancelled, "cancelled with " + std::to_string(shared->calls.size() - shared->next) +
+                                             " of " + std::to_string(shared->calls.size()) + " requests not sent");
+  }
   return shared->first_error;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,15 @@ Status s3_error(const http::ResponseHead& head, const std::string& body, const s
 // 5xx, 429, and the codes S3 documents as transient (SlowDown, RequestTimeout, InternalError, ...).
 bool s3_retryable(const http::ResponseHead& head, const std::string& body);
 
+// Optional hooks of S3Service::execute_all. on_done sees each call's outcome from an engine thread. When *cancel
+// becomes true no further call is started and on_cancel runs once on the calling thread while the calls in flight
+// finish; the result is then Error(kCancelled) unless an error came first.
+struct ExecuteAllHooks {
+  const std::atomic<bool>* cancel = nullptr;
+  std::function<void()> on_cancel;
+  std::function<void(const http::HttpCall&, const Status&)> on_done;
+};
+
 class S3Service {
  public:
   static Status create(Engine::Impl& engine, const S3Options& options, const HttpOptions& http,
@@ -43,7 +53,9 @@ class S3Service {
   void start(engine::Worker& worker, http::HttpCall* call, const std::string& bucket);
   Status execute(http::HttpCall& call, const std::string& bucket);
   // Runs prepared calls with at most `parallel` in flight (from a non-engine thread); returns the first error.
-  Status execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel);
+  // See ExecuteAllHooks.
+  Status execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel,
+                     const ExecuteAllHooks& hooks = {});
 
   const AwsConfig& config() const noexcept { return config_; }
   const S3Options& options() const noexcept { return options_; }

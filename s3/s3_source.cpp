@@ -11,6 +11,10 @@ namespace ringfetch::s3 {
 namespace {
 
 constexpr uint64_t kS3MaxGap = 2 << 20;  // ~ S3 first-byte latency (20-40 ms) x ~80 MB/s per connection
+// The size probe asks for bytes 0-kSizeProbeLastByte; its body is those, or an error document (a server ignoring
+// Range sends a small object whole).
+constexpr uint64_t kSizeProbeLastByte = 1023;
+constexpr size_t kSizeProbeTextLimit = 1 << 20;
 
 class S3Source final : public engine::Source {
  public:
@@ -31,15 +35,49 @@ class S3Source final : public engine::Source {
     object->path = object->key;
     object->display = "s3://" + bucket_ + "/" + object->key;
     if (need_size) {
-      http::HttpCall call;
-      call.method = "HEAD";
-      service_->prepare(call, bucket_, object->key, {});
-      Status status = service_->execute(call, bucket_);
-      if (!status.ok()) return status;
-      object->size = call.response.content_length.value_or(0);
-      object->check_etag(call.response.etag);
+      uint64_t size = 0;
+      std::string etag;
+      if (Status status = object_size(object->key, &size, &etag); !status.ok()) return status;
+      object->size = size;
+      object->check_etag(etag);
     }
     *out = std::move(object);
+    return {};
+  }
+
+  // The size comes from a GET of the first bytes rather than a HEAD: an answer to HEAD has no body, so S3's error
+  // document (NoSuchBucket rather than NoSuchKey, SignatureDoesNotMatch rather than AccessDenied) would be lost.
+  // A 206 carries the size in Content-Range. An answer that gives no usable size falls back to HEAD.
+  Status object_size(const std::string& key, uint64_t* size, std::string* etag) {
+    http::HttpCall call;
+    call.method = "GET";
+    // No pieces: the bytes (or an error document) land in call.text. Not "bytes=0-0": s3rver reads an end of 0 as
+    // "to the end" and sends the whole object; a few bytes more cost nothing.
+    call.range = http::ByteRange{0, kSizeProbeLastByte};
+    call.text_limit = kSizeProbeTextLimit;
+    service_->prepare(call, bucket_, key, {});
+    Status status = service_->execute(call, bucket_);
+    // An empty object has no byte 0: S3 answers 416 InvalidRange (and s3rver a malformed "bytes 0-0/0").
+    if (!status.ok() && (status.s3_code() == "InvalidRange" || status.kind() == ErrorKind::kIntegrity)) {
+      http::HttpCall head;
+      head.method = "HEAD";
+      service_->prepare(head, bucket_, key, {});
+      status = service_->execute(head, bucket_);
+      if (!status.ok()) return status;
+      *size = head.response.content_length.value_or(0);
+      *etag = head.response.etag;
+      return {};
+    }
+    if (!status.ok()) return status;
+    const auto& range = call.response.content_range;
+    if (call.response.status == 206 && range && range->complete_length) {
+      *size = *range->complete_length;
+    } else if (call.response.status == 200 && call.response.content_length) {
+      *size = *call.response.content_length;  // a server that ignored Range sent the whole (small) object
+    } else {
+      return Status(ErrorKind::kIntegrity, call.describe() + ": the answer to a GET of the first bytes gives no object size");
+    }
+    *etag = call.response.etag;
     return {};
   }
 

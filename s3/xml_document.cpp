@@ -97,6 +97,8 @@ std::string xml_escape(std::string_view text) {
       case '>': out += "&gt;"; break;
       case '"': out += "&quot;"; break;
       case '\'': out += "&apos;"; break;
+      // A literal CR is read back as LF (XML end-of-line handling), so a key holding one would name another key.
+      case '\r': out += "&#13;"; break;
       default: out.push_back(c);
     }
   }

@@ -37,7 +37,7 @@ class XmlDocument {
   std::unique_ptr<XmlElement> root_;
 };
 
-// Escapes &, <, >, " and ' for element text.
+// Escapes &, <, >, " and ' for element text, and CR as &#13; (a literal CR would be read back as LF).
 std::string xml_escape(std::string_view text);
 
 }  // namespace ringfetch::s3

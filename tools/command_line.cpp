@@ -77,6 +77,14 @@ std::optional<std::string_view> CommandLine::value(std::string_view name) const 
   return std::nullopt;
 }
 
+std::vector<std::string_view> CommandLine::values(std::string_view name) const {
+  std::vector<std::string_view> out;
+  for (const auto& [given, text] : given_) {
+    if (given == name) out.push_back(text);
+  }
+  return out;
+}
+
 uint64_t CommandLine::number(std::string_view name, uint64_t fallback, uint64_t min, uint64_t max) const {
   const std::optional<std::string_view> text = value(name);
   return text ? parse_number(name, *text, false, min, max) : fallback;

@@ -35,6 +35,8 @@ class CommandLine {
 
   bool has(std::string_view name) const;
   std::optional<std::string_view> value(std::string_view name) const;
+  // Every value given for a repeatable option, in order.
+  std::vector<std::string_view> values(std::string_view name) const;
   // The option's value as an integer in [min, max], or `fallback` when absent.
   uint64_t number(std::string_view name, uint64_t fallback, uint64_t min, uint64_t max) const;
   // Like number(), but the value may end in K, M or G (KiB, MiB, GiB).

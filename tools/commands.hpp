@@ -16,5 +16,7 @@ int run_get(const Arguments& args);
 int run_put(const Arguments& args);
 int run_ls(const Arguments& args);
 int run_rm(const Arguments& args);
+int run_uploads(const Arguments& args);
+int run_mb(const Arguments& args);
 
 }  // namespace ringfetch::cli

@@ -32,7 +32,7 @@ constexpr char kLoadHelp[] =
     "with each key relative to ROOT. Items are fetched in (key, offset) order, whatever their order in the file.\n"
     "\n"
     "options:\n"
-    "  --plan FILE        the plan file (required)\n"
+    "  --plan FILE        the plan file (required; '-' reads it from stdin)\n"
     "  --json             print one JSON object: items, bytes_requested, bytes_fetched, bytes_copied_user,\n"
     "                     requests, seconds, gbps, cpu_seconds (process user+sys), backend\n"
     "  --threads N        engine threads, one ring each (default: hardware threads, at most 4)\n"

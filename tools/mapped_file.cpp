@@ -8,9 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <string_view>
 
 #include "ringfetch/error.hpp"
 
@@ -18,6 +23,7 @@ namespace ringfetch::cli {
 namespace {
 
 constexpr mode_t kNewFileMode = 0666;  // before the umask, as for any file a shell command creates
+constexpr std::string_view kPartialSuffix = ".ringfetch-partial-";
 
 class Descriptor {
  public:
@@ -68,12 +74,37 @@ MappedInputFile::~MappedInputFile() {
   if (data_ != nullptr) ::munmap(data_, size_);
 }
 
-MappedOutputFile::MappedOutputFile(const std::string& path, uint64_t size)
-    : path_(path), temporary_path_(path + ".ringfetch-partial-" + std::to_string(::getpid())), size_(size) {
+std::string partial_file_name(const std::string& path, long pid) {
+  return path + std::string(kPartialSuffix) + std::to_string(pid);
+}
+
+std::vector<std::string> remove_stale_partial_files(const std::string& directory) {
+  std::vector<std::string> removed;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+    const std::string name = entry.path().filename().string();
+    const size_t at = name.rfind(kPartialSuffix);
+    if (at == std::string::npos || at == 0) continue;
+    const std::string digits = name.substr(at + kPartialSuffix.size());
+    long pid = 0;
+    const auto [end, parsed] = std::from_chars(digits.data(), digits.data() + digits.size(), pid);
+    if (digits.empty() || parsed != std::errc() || end != digits.data() + digits.size() || pid <= 0) continue;
+    // kill(pid, 0) fails with ESRCH only when no such process exists; EPERM means it runs as another user.
+    if (pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    struct stat info {};
+    if (::lstat(entry.path().c_str(), &info) != 0 || !S_ISREG(info.st_mode)) continue;
+    if (::unlink(entry.path().c_str()) == 0) removed.push_back(entry.path().string());
+  }
+  return removed;
+}
+
+MappedOutputFile::MappedOutputFile(const std::string& path, uint64_t size, std::optional<mode_t> mode)
+    : path_(path), temporary_path_(partial_file_name(path, ::getpid())), size_(size) {
   const Descriptor fd(::open(temporary_path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                             kNewFileMode));
+                             mode ? *mode & 0600 : kNewFileMode));  // never wider than the file it replaces
   if (fd.get() < 0) throw io_error("cannot create", path_, errno);  // the user named path_, not the temporary
   try {
+    if (mode && ::fchmod(fd.get(), *mode & 07777) != 0) throw io_error("cannot set the mode of", temporary_path_, errno);
     reserve(fd.get(), size, temporary_path_);
     data_ = map(fd.get(), size_, PROT_READ | PROT_WRITE, MAP_SHARED, temporary_path_);
   } catch (...) {

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -15,17 +17,25 @@ namespace {
 
 using nlohmann::json;
 
+constexpr std::string_view kStdinName = "-";  // --plan - reads the plan from stdin
+
 [[noreturn]] void invalid(const std::string& path, const std::string& what) {
   throw Error(ErrorKind::kInvalidArgument, "plan file '" + path + "': " + what);
 }
 
 json parse_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::kIo, "cannot open plan file '" + path + "': " + std::strerror(errno));
+  std::ifstream file;
+  if (path != kStdinName) {
+    file.open(path, std::ios::binary);
+    if (!file) throw Error(ErrorKind::kIo, "cannot open plan file '" + path + "': " + std::strerror(errno));
+  }
+  std::istream& in = path == kStdinName ? std::cin : file;
   try {
     return json::parse(in);
   } catch (const json::parse_error& e) {
     invalid(path, std::string("not valid JSON: ") + e.what());
+  } catch (const json::exception& e) {  // out_of_range: a number too large for a double (1e808), ...
+    invalid(path, std::string("a number is out of range: ") + e.what());
   }
 }
 

@@ -28,14 +28,29 @@ constexpr char kProgramHelp[] =
     "  put    upload a file to S3 (multipart with parallel parts for large files)\n"
     "  ls     list the objects under an s3:// prefix with their sizes\n"
     "  rm     delete S3 objects\n"
+    "  mb     create an S3 bucket\n"
+    "  uploads  list (or --abort) the multipart uploads in progress under an s3:// prefix\n"
     "\n"
     "Run 'ringfetch <command> --help' for a command's options.\n"
-    "Exit status: 0 on success, 1 when the work failed, 2 when the command line is wrong.\n";
+    "Exit status: 0 on success, 1 when the work failed, 2 when the command line (a flag or a URL) is wrong,\n"
+    "128+N when ended by signal N (130 for Ctrl-C). 'ringfetch --version' prints the version.\n";
+
+// A URL that cannot be right (the library's "bad URL", the commands' "bad object URL") is a mistake in the
+// command line, as curl and awscli treat it; a well-formed URL naming something absent is a runtime failure.
+bool is_bad_url(const Error& e) {
+  const std::string_view message = e.what();
+  return e.kind() == ErrorKind::kInvalidArgument && (message.starts_with("bad URL ") ||
+                                                     message.starts_with("bad object URL "));
+}
 
 int dispatch(const Arguments& words) {
   if (words.empty()) throw UsageError("ringfetch: missing command (see 'ringfetch --help')");
   const std::string_view command = words[0];
   const Arguments rest(words.begin() + 1, words.end());
+  if (command == "--version" || command == "version") {
+    std::printf("ringfetch %s\n", RINGFETCH_VERSION);
+    return 0;
+  }
   if (command == "--help" || command == "-h" || command == "help") {
     std::fputs(kProgramHelp, stdout);
     return 0;
@@ -47,8 +62,10 @@ int dispatch(const Arguments& words) {
   if (command == "put") return run_put(rest);
   if (command == "ls") return run_ls(rest);
   if (command == "rm") return run_rm(rest);
+  if (command == "uploads") return run_uploads(rest);
+  if (command == "mb") return run_mb(rest);
   throw UsageError("ringfetch: unknown command '" + std::string(command) +
-                   "' (expected demo, load, cat, get, put, ls or rm; see 'ringfetch --help')");
+                   "' (expected demo, load, cat, get, put, ls, rm, mb or uploads; see 'ringfetch --help')");
 }
 
 int run(const Arguments& words) {
@@ -57,6 +74,9 @@ int run(const Arguments& words) {
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return kExitUsage;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "ringfetch: %s\n", e.what());
+    return is_bad_url(e) ? kExitUsage : kExitRuntimeError;
   } catch (const std::exception& e) {  // ringfetch::Error and anything unexpected (bad_alloc, ...)
     std::fprintf(stderr, "ringfetch: %s\n", e.what());
     return kExitRuntimeError;

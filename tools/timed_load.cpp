@@ -59,14 +59,30 @@ LoadResult timed_load(Store& store, const Plan& plan, std::string label, const I
   return result;
 }
 
+namespace {
+
+// Per-GB figures of a load this small are start-up costs divided by almost nothing (a 10-byte load printed
+// 455700 CPU s/GB); the table shows "-" for them instead.
+constexpr uint64_t kMinBytesForRates = uint64_t{1} << 20;
+
+std::string rate_text(const LoadResult& r, double value, int decimals) {
+  if (r.stats.bytes_requested < kMinBytesForRates) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+}  // namespace
+
 void print_load_table(std::FILE* out, std::span<const LoadResult> results) {
   std::fprintf(out, "%-16s %8s %11s %9s %11s %8s %9s %12s\n", "load", "items", "bytes", "requests", "over-fetch",
                "GB/s", "CPU s/GB", "user copies");
   for (const LoadResult& r : results) {
-    std::fprintf(out, "%-16s %8llu %11s %9llu %11s %8.2f %9.3f %12s\n", r.label.c_str(),
+    std::fprintf(out, "%-16s %8llu %11s %9llu %11s %8s %9s %12s\n", r.label.c_str(),
                  static_cast<unsigned long long>(r.stats.items), human_bytes(r.stats.bytes_requested).c_str(),
                  static_cast<unsigned long long>(r.stats.requests), human_bytes(r.over_fetch_bytes()).c_str(),
-                 r.gbps(), r.cpu_seconds_per_gb(), human_bytes(r.stats.bytes_copied_user).c_str());
+                 rate_text(r, r.gbps(), 2).c_str(), rate_text(r, r.cpu_seconds_per_gb(), 3).c_str(),
+                 human_bytes(r.stats.bytes_copied_user).c_str());
   }
 }
 

@@ -139,6 +139,13 @@ TEST(UrlTest, Ipv6Errors) {
   expect_error("http://[]/", "invalid IPv6 literal");
   expect_error("http://[example.com]/", "invalid IPv6 literal");
   expect_error("http://[fe80::1%25eth0]/", "invalid IPv6 literal");
+  // Right characters, not addresses: refused here rather than later as "cannot resolve".
+  expect_error("http://[:]/", "invalid IPv6 literal");
+  expect_error("http://[a:]/", "invalid IPv6 literal");
+  expect_error("http://[1:2:3:4:5:6:7:8:9]/", "invalid IPv6 literal");
+  expect_error("http://[::1.2.3]/", "invalid IPv6 literal");
+  // A comma-separated list of endpoints is not one URL; the message says so instead of blaming IPv6.
+  expect_error("http://127.0.0.1:9000,http://127.0.0.1:9001", "',' in the host");
   expect_error("http://[::1]:/", "bad port ''");
   expect_error("http://[::1]:70000/", "bad port '70000'");
   expect_error("http://::1/", "IPv6 literals must be written in brackets");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix, then builds a consumer against it twice: with CMake's
-# find_package(ringfetch) and with pkg-config, and runs both. Public headers must compile without liburing or
+# find_package(ringfetch) (the consumer sets no C++ standard: the package's target brings it) and with pkg-config,
+# and runs both; the installed `ringfetch` must run from outside the build tree. Public headers must compile without liburing or
 # OpenSSL headers in sight, so the consumer sees only the prefix.
 set -euo pipefail
 src=$1 build=$2 build_type=${3:-Release} sanitize=${4:-OFF}
@@ -13,7 +14,10 @@ cmake -S "$src/tests/install/consumer" -B "$work/cmake-build" -DCMAKE_PREFIX_PAT
   -DCMAKE_BUILD_TYPE="$build_type" "${extra[@]}" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
 mkdir -p "$work/data"
-LD_LIBRARY_PATH="$work/prefix/lib:$work/prefix/lib/x86_64-linux-gnu" "$work/cmake-build/consumer" "$work/data"
+# CMake links the consumer with the library's path in its RUNPATH: it runs with no LD_LIBRARY_PATH.
+env -u LD_LIBRARY_PATH "$work/cmake-build/consumer" "$work/data"
+# The installed program runs from anywhere, outside the build tree, with no LD_LIBRARY_PATH.
+(cd / && env -u LD_LIBRARY_PATH "$work/prefix/bin/ringfetch" --version) | grep -q '^ringfetch '
 
 pcdir=$(dirname "$(find "$work/prefix" -name ringfetch.pc | head -n1)")
 flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs ringfetch)

@@ -298,6 +298,18 @@ TEST(ParseAwsIni, SectionsKeysCommentsAndNesting) {
   EXPECT_EQ(sections, expected);
 }
 
+TEST(ParseAwsIni, ABareCarriageReturnEndsTheLineAsInBotocore) {
+  AwsIniSections sections;
+  const Status status = parse_aws_ini("[default]\rregion = eu-west-1\rkey = a\rb = c\r\n\r[other]\rx=1", "cfg", &sections);
+  ASSERT_TRUE(status.ok()) << status.message();
+  const AwsIniSections expected = {
+      {"default", {{"region", "eu-west-1"}, {"key", "a"}, {"b", "c"}}},
+      {"other", {{"x", "1"}}},
+  };
+  EXPECT_EQ(sections, expected);
+  EXPECT_EQ(parse_aws_ini("[a]\r\n\rjust words\n", "f", &sections).message(), "f:3: expected 'key = value'");
+}
+
 TEST(ParseAwsIni, ErrorsNameFileAndLine) {
   AwsIniSections sections;
   EXPECT_EQ(parse_aws_ini("key = value\n", "f", &sections).message(), "f:1: 'key = value' before any [section]");

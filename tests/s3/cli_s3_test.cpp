@@ -250,6 +250,18 @@ TEST_F(CliS3, RmRemovesObjectsAndAGetAfterwardsNamesTheMissingKey) {
   EXPECT_TRUE(fs::is_empty(dir_.path())) << "a failed get left a file behind";
 }
 
+TEST_F(CliS3, MbCreatesABucket) {
+  const std::string bucket = bucket_ + "-mb";
+  const CliResult made = ringfetch({"mb", "s3://" + bucket});
+  ASSERT_EQ(made.exit_code, 0) << describe(made);
+  EXPECT_EQ(made.out, "make_bucket: " + bucket + "\n");
+  EXPECT_TRUE(client_.list(bucket, "").empty());  // it exists: listing it works
+  const CliResult again = ringfetch({"mb", "s3://" + bucket});
+  EXPECT_TRUE(failed_with(again, kExitRuntimeError, "BucketAlreadyExists"));
+  client_.delete_bucket(bucket);
+  EXPECT_TRUE(failed_with(ringfetch({"mb", "s3://" + bucket + "/key"}), kExitUsage, "mb takes a bucket"));
+}
+
 TEST_F(CliS3, AnUnknownAccessKeyIsInvalidAccessKeyId) {
   const std::string file = write_big_file("shard.bin");
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
@@ -271,7 +283,7 @@ TEST_F(CliS3, AnUnreachableEndpointIsOneLineNamingIt) {
 
   const CliResult bad =
       testing::run_cli({"ls", "s3://" + bucket_, "--endpoint-url", "ftp://x"}, cli_environment("S3RVER"));
-  EXPECT_EQ(bad.exit_code, kExitRuntimeError) << describe(bad);
+  EXPECT_EQ(bad.exit_code, kExitUsage) << describe(bad);  // a URL that cannot be right: the command line's fault
   EXPECT_NE(bad.err.find("ftp://x"), std::string::npos) << describe(bad);
 }
 
@@ -284,23 +296,25 @@ TEST_F(CliS3, TheEndpointCanComeFromTheEnvironment) {
   EXPECT_EQ(r.out, "          10  k\n");
 }
 
-TEST_F(CliS3, BadFilesAndURLsAreRuntimeErrorsNamingThem) {
+TEST_F(CliS3, BadFilesAreRuntimeErrorsAndBadURLsUsageErrorsNamingThem) {
   struct Case {
     std::vector<std::string> args;
     std::string expected;
+    int exit_code;
   };
   const std::string missing = path("no-such-file");
   const std::vector<Case> cases = {
-      {{"put", missing, url("x")}, "cannot open '" + missing + "': No such file or directory"},
-      {{"put", dir_.path().string(), url("x")}, "not a regular file"},
-      {{"put", missing, "http://host/x"}, "bad object URL 'http://host/x'"},
-      {{"ls", "s3:///prefix"}, "no bucket"},
-      {{"rm", url("a"), "s3://" + bucket_}, "no key after the bucket"},
-      {{"get", url("dir/"), path("x")}, "names no object"},
-      {{"get", url("nothing"), path("no-dir/x")}, "NoSuchKey"},
+      {{"put", missing, url("x")}, "cannot open '" + missing + "': No such file or directory", kExitRuntimeError},
+      {{"put", dir_.path().string(), url("x")}, "not a regular file", kExitRuntimeError},
+      {{"get", url("nothing"), path("no-dir/x")}, "NoSuchKey", kExitRuntimeError},
+      // A URL that cannot be right is a mistake in the command line, as for curl and awscli.
+      {{"put", missing, "http://host/x"}, "bad object URL 'http://host/x'", kExitUsage},
+      {{"ls", "s3:///prefix"}, "no bucket", kExitUsage},
+      {{"rm", url("a"), "s3://" + bucket_}, "no key after the bucket", kExitUsage},
+      {{"get", url("dir/"), path("x")}, "names no object", kExitUsage},
   };
   for (const Case& c : cases) {
-    EXPECT_TRUE(failed_with(ringfetch(c.args), kExitRuntimeError, c.expected));
+    EXPECT_TRUE(failed_with(ringfetch(c.args), c.exit_code, c.expected));
   }
 }
 

@@ -340,6 +340,37 @@ TEST_F(S3Faults, MultipartAbortThatFailsTooIsReported) {
   EXPECT_EQ(server->open_upload_ids(), std::vector<std::string>{"rf-upload-1"});
 }
 
+// ---- Listings S3 should never send ------------------------------------------------------------------------
+
+// The fault server answers every GET with its object, so a listing is whatever document it holds.
+std::vector<std::byte> listing_with_size(std::string_view size) {
+  const std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>bucket</Name>"
+                          "<IsTruncated>false</IsTruncated><Contents><Key>weird</Key><Size>" +
+                          std::string(size) + "</Size></Contents></ListBucketResult>";
+  const auto* bytes = reinterpret_cast<const std::byte*>(xml.data());
+  return std::vector<std::byte>(bytes, bytes + xml.size());
+}
+
+TEST_F(S3Faults, ListingSizesThatAreNotPlainNumbersAreIntegrityErrors) {
+  for (const char* size : {"18446744073709551616", "99999999999999999999999", " 5", "-5", "5 ", "+5", "0x10", ""}) {
+    SCOPED_TRACE(std::string("<Size>") + size + "</Size>");
+    FaultServer server(listing_with_size(size));
+    s3::S3Client s3 = client({server.endpoint()});
+    try {
+      const std::vector<s3::ObjectInfo> objects = s3.list(kBucket, "");
+      ADD_FAILURE() << "listed with size " << (objects.empty() ? 0 : objects.front().size);
+    } catch (const Error& e) {  // std::out_of_range from stoull escaped here before
+      EXPECT_EQ(e.kind(), ErrorKind::kIntegrity) << e.what();
+      EXPECT_TRUE(contains(e.what(), "bad <Size>")) << e.what();
+      EXPECT_TRUE(contains(e.what(), "'weird'")) << e.what();
+    }
+  }
+  FaultServer largest(listing_with_size("18446744073709551615"));
+  const std::vector<s3::ObjectInfo> objects = client({largest.endpoint()}).list(kBucket, "");
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(objects.front().size, UINT64_MAX);
+}
+
 // ---- ETag pinning ---------------------------------------------------------------------------------------------
 
 TEST_F(S3Faults, ObjectChangedMidReadIsAnErrorEvenWhenIfMatchIsIgnored) {

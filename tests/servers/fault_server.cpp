@@ -567,6 +567,7 @@ struct FaultServer::Impl {
                            const std::string& request_id);
   Reply complete_upload_locked(MultipartUpload& upload, const std::string& body, const std::string& request_id);
   MultipartUpload* find_upload_locked(const std::string& id, const std::string& bucket, const std::string& key);
+  Reply list_uploads_locked(const std::string& bucket, const Target& target);
   Reply reply_for(const LoggedRequest& request, const Admission& admission) const;
   Wire respond(const LoggedRequest& request, const Admission& admission) const;
   Reply object_reply(const LoggedRequest& request, const std::string& etag, bool ignore_range,
@@ -956,13 +957,18 @@ std::optional<Reply> FaultServer::Impl::multipart_call_locked(const LoggedReques
   const bool part = request.method == "PUT" && upload_id != nullptr && target.param("partNumber") != nullptr;
   const bool complete = request.method == "POST" && upload_id != nullptr;
   const bool abort = request.method == "DELETE" && upload_id != nullptr;
-  if (!initiate && !part && !complete && !abort) return std::nullopt;
+  const bool list = request.method == "GET" && target.param("uploads") != nullptr;
+  if (!initiate && !part && !complete && !abort && !list) return std::nullopt;
   // Path style: /bucket/key.
   std::string_view path = target.path;
   if (path.starts_with("/")) path.remove_prefix(1);
   const std::size_t slash = path.find('/');
   const std::string bucket(path.substr(0, slash));
   const std::string key(slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1));
+  if (list) {
+    if (bucket.empty() || !key.empty()) return error_reply(400, "InvalidRequest", request_id);
+    return effective ? list_uploads_locked(bucket, target) : Reply{};
+  }
   if (bucket.empty() || key.empty()) return error_reply(400, "InvalidRequest", request_id);
   if (!effective) return Reply{};  // replaced by the fault's answer; nothing happens
   if (initiate) return initiate_upload_locked(bucket, key);
@@ -973,6 +979,44 @@ std::optional<Reply> FaultServer::Impl::multipart_call_locked(const LoggedReques
   upload->state = UploadState::kAborted;
   upload->parts.clear();  // S3 frees the parts of an aborted upload
   return xml_reply(204, {});
+}
+
+// ListMultipartUploads: the open uploads of `bucket` whose key starts with `prefix`, in the order started, one
+// page of at most max-uploads (default 1000) after key-marker / upload-id-marker (both as this server sets them).
+Reply FaultServer::Impl::list_uploads_locked(const std::string& bucket, const Target& target) {
+  const std::string prefix = target.param("prefix") != nullptr ? *target.param("prefix") : std::string();
+  const std::size_t max_uploads =
+      target.param("max-uploads") != nullptr ? std::stoul(*target.param("max-uploads")) : std::size_t{1000};
+  const std::string* marker = target.param("upload-id-marker");
+  bool past_marker = marker == nullptr || marker->empty();
+  std::string entries;
+  std::size_t listed = 0;
+  bool truncated = false;
+  std::string last_key, last_id;
+  for (const MultipartUpload& upload : uploads) {
+    if (!past_marker) {
+      past_marker = upload.upload_id == *marker;
+      continue;
+    }
+    if (upload.state != UploadState::kOpen || upload.bucket != bucket || !upload.key.starts_with(prefix)) continue;
+    if (listed == max_uploads) {
+      truncated = true;
+      break;
+    }
+    entries += "<Upload><Key>" + xml_escape(upload.key) + "</Key><UploadId>" + xml_escape(upload.upload_id) +
+               "</UploadId><Initiated>2026-01-01T00:00:00.000Z</Initiated></Upload>";
+    last_key = upload.key;
+    last_id = upload.upload_id;
+    ++listed;
+  }
+  std::string document = "<ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Bucket>" +
+                         xml_escape(bucket) + "</Bucket><Prefix>" + xml_escape(prefix) + "</Prefix><IsTruncated>" +
+                         (truncated ? "true" : "false") + "</IsTruncated>";
+  if (truncated) {
+    document += "<NextKeyMarker>" + xml_escape(last_key) + "</NextKeyMarker><NextUploadIdMarker>" +
+                xml_escape(last_id) + "</NextUploadIdMarker>";
+  }
+  return xml_reply(200, document + entries + "</ListMultipartUploadsResult>");
 }
 
 MultipartUpload* FaultServer::Impl::find_upload_locked(const std::string& id, const std::string& bucket,

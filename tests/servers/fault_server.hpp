@@ -99,6 +99,8 @@ struct FaultServerOptions {
   //                                        uploaded parts in ascending order with their ETags (else 400 InvalidPart,
   //                                        InvalidPartOrder or MalformedXML, as S3 answers)
   //   DELETE ?uploadId=ID               -> 204 (AbortMultipartUpload)
+  //   GET /bucket?uploads[&prefix=P]    -> 200 ListMultipartUploadsResult of the open uploads (max-uploads and
+  //                                        upload-id-marker page it)
   // An unknown, completed or aborted UploadId is 404 NoSuchUpload. A call takes effect unless its fault keeps the
   // answer from being a normal one (kStatus, kCloseIdle, kGarbageHead); other faults only damage the delivery.
   bool s3_multipart = false;

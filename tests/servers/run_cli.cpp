@@ -70,7 +70,13 @@ Environment make_environment(const std::map<std::string, std::string>& variables
   return environment;
 }
 
-CliResult spawn_cli(const std::vector<std::string>& args, char** envp) {
+struct Spawned {
+  pid_t pid = -1;
+  int out_fd = -1;
+  int err_fd = -1;
+};
+
+Spawned start_cli(const std::vector<std::string>& args, char** envp, const std::string& stdin_path = {}) {
   std::vector<std::string> words = {RINGFETCH_CLI_PATH};
   words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -84,34 +90,42 @@ CliResult spawn_cli(const std::vector<std::string>& args, char** envp) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+  if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, stdin_path.c_str(), O_RDONLY, 0);
   pid_t pid = -1;
   const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp);
   posix_spawn_file_actions_destroy(&actions);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  CliResult result;
   if (spawned != 0) {
     close(out_pipe[0]);
     close(err_pipe[0]);
     ADD_FAILURE() << "cannot start " << argv[0] << ": " << strerror(spawned);
-    return result;
+    return {};
   }
   set_nonblocking(out_pipe[0]);
   set_nonblocking(err_pipe[0]);
-  if (!drain_pipes(out_pipe[0], err_pipe[0], &result)) {
-    kill(pid, SIGKILL);
+  return {pid, out_pipe[0], err_pipe[0]};
+}
+
+CliResult finish_cli(const Spawned& child) {
+  CliResult result;
+  if (child.pid < 0) return result;
+  if (!drain_pipes(child.out_fd, child.err_fd, &result)) {
+    kill(child.pid, SIGKILL);
     ADD_FAILURE() << "ringfetch did not finish within " << kCliTimeout.count() << " s; stderr so far: " << result.err;
   }
-  close(out_pipe[0]);
-  close(err_pipe[0]);
+  close(child.out_fd);
+  close(child.err_fd);
   int status = 0;
   struct rusage usage{};
-  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
+  while (wait4(child.pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   result.max_rss_kib = static_cast<uint64_t>(usage.ru_maxrss);
   return result;
 }
+
+CliResult spawn_cli(const std::vector<std::string>& args, char** envp) { return finish_cli(start_cli(args, envp)); }
 
 }  // namespace
 
@@ -120,6 +134,41 @@ CliResult run_cli(const std::vector<std::string>& args) { return spawn_cli(args,
 CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment) {
   Environment child_environment = make_environment(environment);
   return spawn_cli(args, child_environment.pointers.data());
+}
+
+CliResult run_cli_with_stdin(const std::vector<std::string>& args, const std::string& input) {
+  return finish_cli(start_cli(args, environ, input));
+}
+
+RunningCli::RunningCli(const std::vector<std::string>& args) {
+  const Spawned child = start_cli(args, environ);
+  pid_ = child.pid;
+  out_fd_ = child.out_fd;
+  err_fd_ = child.err_fd;
+}
+
+RunningCli::RunningCli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment) {
+  Environment child_environment = make_environment(environment);
+  const Spawned child = start_cli(args, child_environment.pointers.data());
+  pid_ = child.pid;
+  out_fd_ = child.out_fd;
+  err_fd_ = child.err_fd;
+}
+
+RunningCli::~RunningCli() {
+  if (pid_ < 0) return;
+  kill(pid_, SIGKILL);
+  wait();
+}
+
+void RunningCli::signal(int signal_number) const {
+  if (pid_ >= 0) kill(pid_, signal_number);
+}
+
+CliResult RunningCli::wait() {
+  const CliResult result = finish_cli({pid_, out_fd_, err_fd_});
+  pid_ = -1;
+  return result;
 }
 
 std::string describe(const CliResult& result) {

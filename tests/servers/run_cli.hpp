@@ -32,6 +32,31 @@ CliResult run_cli(const std::vector<std::string>& args);
 // Runs the CLI with `args` and exactly `environment` as its environment (nothing is inherited).
 CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment);
 
+// The CLI started in the background, for tests that signal it while it runs. Its output is collected by wait();
+// a run still going at destruction is killed.
+class RunningCli {
+ public:
+  explicit RunningCli(const std::vector<std::string>& args);
+  // With exactly `environment` as its environment.
+  RunningCli(const std::vector<std::string>& args, const std::map<std::string, std::string>& environment);
+  ~RunningCli();
+  RunningCli(const RunningCli&) = delete;
+  RunningCli& operator=(const RunningCli&) = delete;
+
+  int pid() const noexcept { return pid_; }
+  void signal(int signal_number) const;
+  // Collects stdout and stderr until the program ends (or kCliTimeout passes), then its exit status.
+  CliResult wait();
+
+ private:
+  int pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+};
+
+// Runs the CLI with `args` and the file `input` as its stdin.
+CliResult run_cli_with_stdin(const std::vector<std::string>& args, const std::string& input);
+
 // "exit N", then stdout and stderr, for failure messages.
 std::string describe(const CliResult& result);
 

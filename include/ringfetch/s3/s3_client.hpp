@@ -4,8 +4,10 @@
 // kind kS3 and s3_code() set to S3's <Code> (NoSuchKey, AccessDenied, InvalidAccessKeyId, ...).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,6 +41,23 @@ struct UploadStats {
   std::string etag;
 };
 
+// Progress and cancellation of one upload.
+struct UploadControl {
+  // When it becomes true (set from any thread, e.g. on Ctrl-C), no further part is started and a multipart
+  // upload is aborted at once; parts still in flight are waited for (the abort is repeated if one of them landed
+  // after it, as S3 documents), and the call throws Error(kCancelled). Checked before a single PUT too.
+  const std::atomic<bool>* cancel = nullptr;
+  // Bytes acknowledged by the server so far (parts as they complete); called from an engine thread.
+  std::function<void(uint64_t done_bytes)> on_progress;
+};
+
+// An upload that was started and neither completed nor aborted (S3 keeps, and bills, its parts).
+struct MultipartUploadInfo {
+  std::string key;
+  std::string upload_id;
+  std::string initiated;  // as S3 writes it (ISO 8601)
+};
+
 class S3Client {
  public:
   // Resolves configuration (credentials, region, endpoints) once. Throws Error on bad configuration.
@@ -52,9 +71,15 @@ class S3Client {
   std::string put(std::string_view bucket, std::string_view key, std::span<const std::byte> body);
   // Multipart upload in parts of options.multipart_part_size, options.multipart_parallel in flight. On any
   // failure the upload is aborted (no orphan parts) and the error rethrown.
-  UploadStats put_multipart(std::string_view bucket, std::string_view key, std::span<const std::byte> body);
+  UploadStats put_multipart(std::string_view bucket, std::string_view key, std::span<const std::byte> body,
+                            const UploadControl& control = {});
   // put() below options.multipart_threshold, put_multipart() from it on.
-  UploadStats upload(std::string_view bucket, std::string_view key, std::span<const std::byte> body);
+  UploadStats upload(std::string_view bucket, std::string_view key, std::span<const std::byte> body,
+                     const UploadControl& control = {});
+  // ListMultipartUploads under prefix, following the markers: the uploads in progress (or left behind).
+  std::vector<MultipartUploadInfo> list_multipart_uploads(std::string_view bucket, std::string_view prefix);
+  // AbortMultipartUpload: the upload's parts are freed. Throws Error (s3_code NoSuchUpload when it is not open).
+  void abort_multipart_upload(std::string_view bucket, std::string_view key, std::string_view upload_id);
 
   ListPage list_page(std::string_view bucket, std::string_view prefix, std::string_view continuation_token = {},
                      unsigned max_keys = 1000, std::string_view delimiter = {});
