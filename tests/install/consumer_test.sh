@@ -39,10 +39,12 @@ done
 # A static build of the library, installed and consumed the same way (release flavour only: it compiles the
 # library once more). Its consumer must reach s3:// too: no scheme may depend on a static initialiser.
 if [ ${#extra[@]} -eq 0 ]; then
-  cmake -S "$src" -B "$work/static-build" -DCMAKE_BUILD_TYPE=Release -DRINGFETCH_STATIC=ON \
-    -DRINGFETCH_BUILD_TESTS=OFF -DRINGFETCH_BUILD_BENCH=OFF -DRINGFETCH_BUILD_PYTHON=OFF >/dev/null
-  cmake --build "$work/static-build" -j "$(nproc)" >/dev/null
-  cmake --install "$work/static-build" --prefix "$work/static-prefix" >/dev/null
+  # Kept in the build directory, so a second run (another test flavour) only rebuilds what changed.
+  static_build="$build/static-library"
+  [ -f "$static_build/CMakeCache.txt" ] || cmake -S "$src" -B "$static_build" -DCMAKE_BUILD_TYPE=Release \
+    -DRINGFETCH_STATIC=ON -DRINGFETCH_BUILD_TESTS=OFF -DRINGFETCH_BUILD_BENCH=OFF -DRINGFETCH_BUILD_PYTHON=OFF >/dev/null
+  cmake --build "$static_build" -j "$(nproc)" >/dev/null
+  cmake --install "$static_build" --prefix "$work/static-prefix" >/dev/null
   cmake -S "$src/tests/install/consumer" -B "$work/static-consumer" -DCMAKE_PREFIX_PATH="$work/static-prefix" \
     -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$work/static-consumer" >/dev/null
