@@ -15,6 +15,9 @@ namespace {
 std::atomic<uint64_t> g_allocations{0};
 }  // namespace
 
+// The replacements below pair malloc with free on purpose; GCC cannot tell they replace the global operators.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t size) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
