@@ -14,28 +14,17 @@
 #include "ringfetch/ringfetch.hpp"
 #include "servers/nginx_server.hpp"
 #include "servers/temp_dir.hpp"
+#include "servers/watchdog.hpp"
 
 namespace ringfetch {
 namespace {
 
 using testing::NginxServer;
+using testing::bounded;
 using testing::TempDir;
 using testing::write_pattern_file;
 
 constexpr uint64_t kMiB = 1 << 20;
-
-void bounded(std::chrono::seconds limit, const std::function<void()>& body) {
-  std::packaged_task<void()> task(body);
-  std::future<void> done = task.get_future();
-  std::thread runner(std::move(task));
-  if (done.wait_for(limit) != std::future_status::ready) {
-    ADD_FAILURE() << "did not return within " << limit.count() << " s (hang)";
-    std::fflush(nullptr);
-    std::abort();
-  }
-  runner.join();
-  done.get();
-}
 
 class BlockingCallsTest : public ::testing::Test {
  protected:

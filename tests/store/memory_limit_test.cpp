@@ -12,31 +12,18 @@
 
 #include "ringfetch/ringfetch.hpp"
 #include "servers/temp_dir.hpp"
+#include "servers/watchdog.hpp"
 
 namespace ringfetch {
 namespace {
 
 using testing::pattern_slice;
+using testing::bounded;
 using testing::TempDir;
 using testing::write_pattern_file;
 
 constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kSeed = 77;
-
-// Runs `body`, failing the test (and stopping the binary) if it does not return within `limit`: these tests turn
-// former hangs into failures, and a hang must not eat the whole suite's timeout.
-void bounded(std::chrono::seconds limit, const std::function<void()>& body) {
-  std::packaged_task<void()> task(body);
-  std::future<void> done = task.get_future();
-  std::thread runner(std::move(task));
-  if (done.wait_for(limit) != std::future_status::ready) {
-    ADD_FAILURE() << "did not return within " << limit.count() << " s (hang)";
-    std::fflush(nullptr);
-    std::abort();
-  }
-  runner.join();
-  done.get();  // rethrows what the body threw
-}
 
 uint64_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
