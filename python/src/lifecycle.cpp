@@ -1,0 +1,48 @@
+// The callback gate (see lifecycle.hpp): two atomics and a drain loop. Sequentially consistent order makes the
+// double check in enter() sound: a thread either is counted before close_and_drain() sees the count, or sees
+// the gate closed and backs out.
+#include "lifecycle.hpp"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace ringfetch::python {
+namespace {
+
+std::atomic<bool> gate_closed{false};
+std::atomic<int> gate_active{0};
+constexpr auto kDrainPoll = std::chrono::milliseconds(1);
+
+void reset_in_child() {
+  gate_active.store(0);
+  gate_closed.store(false);
+}
+
+}  // namespace
+
+bool CallbackGate::enter() noexcept {
+  if (gate_closed.load()) return false;
+  gate_active.fetch_add(1);
+  if (gate_closed.load()) {
+    gate_active.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+void CallbackGate::leave() noexcept { gate_active.fetch_sub(1); }
+
+bool CallbackGate::closed() noexcept { return gate_closed.load(); }
+
+void CallbackGate::close_and_drain() noexcept {
+  gate_closed.store(true);
+  ReleaseGilIfHeld unlocked;  // running callbacks need the GIL to finish
+  while (gate_active.load() > 0) std::this_thread::sleep_for(kDrainPoll);
+}
+
+void CallbackGate::install_fork_handler() noexcept { ::pthread_atfork(nullptr, nullptr, &reset_in_child); }
+
+}  // namespace ringfetch::python
