@@ -320,6 +320,9 @@ class LoadStats:
     torch_loaded: int = 0
     byte_items: int = 0
     fetches: int = 0
+    # The engine's counters over the data fetch alone (the head reads excluded), when the engine's stats are
+    # readable; exact when no other fetch shares the engine meanwhile.
+    data_fetch: Optional[Dict[str, Any]] = None
 
 
 class _TensorTarget:
@@ -487,11 +490,15 @@ class StorageReader(_storage.StorageReader):
                     except TypeError:  # a binding that takes no tensors (or not this dtype): its raw bytes
                         plan.add(path, start, nbytes, into=_writable_buffer(dest))
             stats.fetches += 1
+            before = self.stores.engine.stats()
             for view, entry in zip(self.stores.data.fetch(plan), entries):
                 on_view = entry[4]
                 if on_view is not None:
                     on_view(view)
                 del view
+            after = self.stores.engine.stats()
+            stats.data_fetch = {k: after[k] - before[k] for k in after
+                                if isinstance(after[k], int) and not isinstance(after[k], bool)}
         for req, dest in deferred:
             planner.commit_tensor(req, dest)
 

@@ -14,7 +14,8 @@ from ringfetch.compat import s3torchconnector as s3tc
 from ringfetch.compat.s3torchconnector import dcp as s3dcp
 from ringfetch._torch_dcp_fix import checkpoint_module
 
-import test_dcp as checkpoints
+import test_dcp as ckpt
+from test_dcp import checkpoints, checkpoints_on_s3, ringfetch_cli, s3_bucket, state  # noqa: F401  (fixtures)
 
 DCP = checkpoint_module()
 
@@ -146,18 +147,18 @@ def test_constructor_choices_map_to_gap_sizes():
         s3tc.S3ReaderConstructor.dcp_optimized(max_gap_size=-1)
 
 
-@pytest.mark.parametrize("layout", checkpoints.LAYOUTS)
+@pytest.mark.parametrize("layout", ckpt.LAYOUTS)
 def test_s3_storage_reader_loads_torch_written_checkpoints_fully_and_partially(checkpoints_on_s3, layout):
     state, url, bucket = checkpoints_on_s3[layout]
-    for keys in (list(state), checkpoints.partial_keys(state)):
+    for keys in (list(state), ckpt.partial_keys(state)):
         reader = s3dcp.S3StorageReader("us-east-1", url, endpoint=bucket.endpoint)
-        checkpoints.load_and_check(reader, state, keys)
+        ckpt.load_and_check(reader, state, keys)
 
 
 def test_s3_storage_writer_output_reads_back(s3_bucket):
-    state = checkpoints.make_state_dict(count=30, seed=5)
+    state = ckpt.make_state_dict(count=30, seed=5)
     url = f"s3://{s3_bucket.name}/compat/written"
     DCP.save_state_dict(state, s3dcp.S3StorageWriter("us-east-1", url, endpoint=s3_bucket.endpoint), no_dist=True)
     reader = s3dcp.S3StorageReader("us-east-1", url, endpoint=s3_bucket.endpoint,
                                    reader_constructor=s3tc.S3ReaderConstructor.sequential())
-    checkpoints.load_and_check(reader, state, list(state))
+    ckpt.load_and_check(reader, state, list(state))

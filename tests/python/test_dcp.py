@@ -128,6 +128,95 @@ LAYOUTS = ["per_item", "per_rank"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Peers (the session's nginx and s3rver from conftest.py), shared with the other checkpoint suites. Fixtures
+# imported into several modules are instantiated once per module, so the uploads are memoized here.
+
+_memo = {}
+
+
+class S3Bucket:
+    """The session's s3rver bucket as these suites use it."""
+
+    def __init__(self, info, client, bucket):
+        self.client = client
+        self.name = bucket
+        self.endpoint = info["s3_endpoint"]
+        self.credentials = {"AWS_ACCESS_KEY_ID": info["s3_access_key"],
+                            "AWS_SECRET_ACCESS_KEY": info["s3_secret_key"], "AWS_REGION": "us-east-1"}
+        self.environment = dict(self.credentials, AWS_ENDPOINT_URL_S3=self.endpoint)
+        self.store_options = {"endpoint_url": self.endpoint, "region": "us-east-1"}
+
+    def put_bytes(self, key, data):
+        self.client.put_object(Bucket=self.name, Key=key, Body=data)
+        return key
+
+    def upload(self, path, key):
+        with open(path, "rb") as source:
+            self.client.put_object(Bucket=self.name, Key=key, Body=source.read())
+        return f"s3://{self.name}/{key}"
+
+    def upload_directory(self, directory, prefix):
+        if (directory, prefix) not in _memo:
+            for name in sorted(os.listdir(directory)):
+                self.upload(os.path.join(directory, name), f"{prefix}/{name}")
+            _memo[(directory, prefix)] = f"s3://{self.name}/{prefix}"
+        return _memo[(directory, prefix)]
+
+
+class HttpServer:
+    """The session's nginx: publish() copies a file or directory under its root and returns its URL."""
+
+    def __init__(self, info, data_dir):
+        self.base = info["http"]
+        self.data_dir = data_dir
+
+    def publish(self, path, name=None):
+        name = name or os.path.basename(str(path))
+        target = os.path.join(str(self.data_dir), "published", name)
+        if not os.path.exists(target):
+            if os.path.isdir(path):
+                shutil.copytree(path, target)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copyfile(path, target)
+        return f"{self.base}/published/{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3rver, s3_bucket_client):
+    import conftest
+
+    return S3Bucket(s3rver, s3_bucket_client, conftest.S3_BUCKET)
+
+
+@pytest.fixture(scope="session")
+def http_server(nginx, data_dir):
+    return HttpServer(nginx, data_dir)
+
+
+@pytest.fixture(scope="session")
+def ringfetch_cli():
+    import rf_testing
+
+    path = os.environ.get("RINGFETCH_CLI") or str(rf_testing.BUILD_DIR / "ringfetch")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is missing: build the target ringfetch_cli (or set RINGFETCH_CLI)")
+    os.environ.setdefault("RINGFETCH_CLI", path)  # the s3:// writer and listings run it
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoints_on_s3(state, checkpoints, s3_bucket, ringfetch_cli):
+    return {layout: (state, s3_bucket.upload_directory(path, f"dcp/{layout}"), s3_bucket)
+            for layout, path in checkpoints.items()}
+
+
+@pytest.fixture(scope="session")
+def checkpoints_on_http(state, checkpoints, http_server):
+    return {layout: (state, http_server.publish(path, f"dcp_{layout}")) for layout, path in checkpoints.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # file://
 
 
@@ -241,6 +330,47 @@ def test_missing_checkpoint_is_a_file_not_found_error_naming_the_location(tmp_pa
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# http:// (nginx) and s3:// (s3rver)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("part", ["full", "partial"])
+def test_loads_over_http_match_every_tensor(checkpoints_on_http, layout, part):
+    state, url = checkpoints_on_http[layout]
+    keys = list(state) if part == "full" else partial_keys(state)
+    reader = dcp.StorageReader(url)
+    load_and_check(reader, state, keys)
+    assert reader.last_load.in_place > (100 if part == "full" else 30)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("part", ["full", "partial"])
+def test_loads_over_s3_match_every_tensor(checkpoints_on_s3, layout, part):
+    state, url, bucket = checkpoints_on_s3[layout]
+    keys = list(state) if part == "full" else partial_keys(state)
+    reader = dcp.StorageReader(url, engine=ringfetch.Engine(threads=2), **bucket.store_options)
+    load_and_check(reader, state, keys)
+    # In the data fetch, the only bytes copied in user space are those that arrived with a response's head:
+    # a bounded amount per response.
+    data = reader.last_load.data_fetch
+    assert data["bytes_copied_user"] <= data["requests"] * 64 * 1024, data
+    print(layout, part, data)
+
+
+def test_a_partial_load_over_s3_fetches_little_more_than_it_needs(checkpoints_on_s3):
+    state, url, bucket = checkpoints_on_s3["per_rank"]
+    keys = partial_keys(state)
+    engine = ringfetch.Engine()
+    reader = dcp.StorageReader(url, engine=engine, max_gap=64 * 1024, **bucket.store_options)
+    reader.read_metadata()
+    engine.reset_stats()
+    load_and_check(reader, state, keys)
+    wanted = sum(state[k].numel() * state[k].element_size() for k in keys if isinstance(state[k], torch.Tensor))
+    total = sum(v.numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+    assert engine.stats()["bytes_fetched"] < wanted + 0.2 * total
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # The writer
 
 
@@ -258,6 +388,16 @@ def test_writer_output_is_read_by_torchs_own_file_system_reader(state, tmp_path,
     check_loaded(state, dest, keys)
     again = load_and_check(dcp.StorageReader(str(target)), state, keys)
     assert again is not None
+
+
+def test_writer_to_s3_uploads_a_checkpoint_that_reads_back(s3_bucket, ringfetch_cli):
+    state = make_state_dict(count=40, seed=3)
+    state["special.big"] = torch.randn(20 * MiB // 4)  # a > 16 MiB file: a multipart upload
+    url = f"s3://{s3_bucket.name}/dcp/written"
+    DCP.save_state_dict(state, dcp.StorageWriter(url, **s3_bucket.store_options), no_dist=True)
+    listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix="dcp/written/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["dcp/written/.metadata", "dcp/written/__0_0.distcp"]
+    load_and_check(dcp.StorageReader(url, **s3_bucket.store_options), state, list(state))
 
 
 def test_writer_refuses_an_http_root():

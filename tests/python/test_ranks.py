@@ -13,6 +13,8 @@ import torch.multiprocessing as mp
 
 from ringfetch._torch_dcp_fix import checkpoint_module
 
+from test_dcp import ringfetch_cli, s3_bucket  # noqa: F401,E402  (fixtures)
+
 checkpoint_module()  # makes torch.distributed._shard importable on torch 1.13 / Python 3.11
 from torch.distributed._shard import sharded_tensor  # noqa: E402
 from torch.distributed._shard.sharding_spec import ChunkShardingSpec  # noqa: E402

@@ -13,6 +13,8 @@ import torch
 import ringfetch
 from ringfetch import safetensors
 
+from test_dcp import http_server, ringfetch_cli, s3_bucket  # noqa: F401  (fixtures)
+
 SPEC_DTYPES = {torch.bool: "BOOL", torch.uint8: "U8", torch.int8: "I8", torch.int16: "I16", torch.int32: "I32",
                torch.int64: "I64", torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32",
                torch.float64: "F64"}
