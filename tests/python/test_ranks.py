@@ -4,6 +4,7 @@ reading only its shard as the coordinator's global plan assigns it; and with sev
 and pinning on, each rank's S3 traffic goes to its own endpoint (rank % endpoints)."""
 import os
 import socket
+import subprocess
 import sys
 import threading
 
@@ -227,3 +228,39 @@ def test_each_rank_reads_through_its_pinned_endpoint(sharded_checkpoint, s3_buck
         pinned = rank % 2
         assert traffic[pinned] > result["shard_bytes"], (rank, traffic)
         assert traffic[1 - pinned] == 0, f"rank {rank} also used endpoint {1 - pinned}: {traffic}"
+
+
+OMPI_LOAD_SCRIPT = """
+import sys
+from ringfetch import dcp
+from ringfetch._torch_dcp_fix import checkpoint_module
+DCP = checkpoint_module()
+reader = dcp.StorageReader(sys.argv[1], endpoints=sys.argv[2].split(","), pin_by_rank=True, region="us-east-1")
+metadata = reader.read_metadata()
+print(len(metadata.state_dict_metadata))
+"""
+
+
+def test_processes_started_by_mpirun_pin_by_ompi_comm_world_rank(sharded_checkpoint, s3_bucket, tmp_path):
+    """mpirun sets OMPI_COMM_WORLD_RANK (and no RANK): rank r reads through endpoint r % endpoints. The processes
+    run one after another with that variable set as mpirun would (OpenMPI is not installed here)."""
+    url = s3_bucket.upload_directory(sharded_checkpoint, "ranks/ompi")
+    host, port = s3_bucket.endpoint.split("//", 1)[1].split(":")
+    counters = mp.get_context("spawn").Array("q", 3)
+    proxies = [CountingProxy(host, int(port), counters, slot) for slot in range(3)]
+    script = tmp_path / "ompi_rank.py"
+    script.write_text(OMPI_LOAD_SCRIPT)
+    try:
+        endpoints = ",".join(f"http://127.0.0.1:{p.port}" for p in proxies)
+        for rank in range(4):
+            env = {k: v for k, v in os.environ.items() if k not in ("RANK", "SLURM_PROCID", "AWS_ENDPOINT_URL_S3")}
+            env.update(s3_bucket.credentials, OMPI_COMM_WORLD_RANK=str(rank), OMPI_COMM_WORLD_SIZE="4")
+            before = list(counters)
+            done = subprocess.run([sys.executable, str(script), url, endpoints], env=env, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            delta = [a - b for a, b in zip(list(counters), before)]
+            assert delta[rank % 3] > 0 and sum(delta) == delta[rank % 3], (rank, delta)
+    finally:
+        for proxy in proxies:
+            proxy.close()
