@@ -12,6 +12,7 @@
 namespace ringfetch::python {
 namespace {
 
+std::atomic<unsigned long> main_thread{0};
 std::atomic<bool> gate_closed{false};
 std::atomic<int> gate_active{0};
 constexpr auto kDrainPoll = std::chrono::milliseconds(1);
@@ -21,7 +22,22 @@ void reset_in_child() {
   gate_closed.store(false);
 }
 
+bool interpreter_finalizing() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
 }  // namespace
+
+void remember_main_thread(unsigned long ident) noexcept { main_thread.store(ident); }
+
+void park_if_interpreter_exiting() noexcept {
+  if (!interpreter_finalizing() || PyThread_get_thread_ident() == main_thread.load()) return;
+  for (;;) ::pause();
+}
 
 bool CallbackGate::enter() noexcept {
   if (gate_closed.load()) return false;

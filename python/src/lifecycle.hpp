@@ -6,10 +6,50 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <exception>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace ringfetch::python {
+
+// Called with the GIL released, before taking it back. A non-main thread that comes back from C++ while the
+// interpreter finalizes would be ended by CPython (pthread_exit) inside the GIL's acquisition; that unwinding
+// through C++ destructors aborts the process, so such a thread parks for good instead (the process is exiting).
+void park_if_interpreter_exiting() noexcept;
+// Records the main thread's ident (threading.main_thread().ident), the thread that finalizes.
+void remember_main_thread(unsigned long ident) noexcept;
+
+// Runs f() with the GIL released and takes the GIL back outside any destructor, so that a C++ exception from
+// f() crosses back into Python as usual.
+template <class F>
+auto without_gil(F&& f) {
+  using Result = std::invoke_result_t<F&>;
+  std::exception_ptr error;
+  PyThreadState* saved = PyEval_SaveThread();
+  if constexpr (std::is_void_v<Result>) {
+    try {
+      f();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    park_if_interpreter_exiting();
+    PyEval_RestoreThread(saved);
+    if (error) std::rethrow_exception(error);
+  } else {
+    std::optional<Result> result;
+    try {
+      result.emplace(f());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    park_if_interpreter_exiting();
+    PyEval_RestoreThread(saved);
+    if (error) std::rethrow_exception(error);
+    return std::move(*result);
+  }
+}
 
 // Releases the GIL for its scope when the calling thread holds it. C++ destructors that wait for engine threads
 // (batches, readers, stores, engines) run under it: an engine thread may be waiting for the GIL to run a callback.
@@ -19,7 +59,9 @@ class ReleaseGilIfHeld {
     if (PyGILState_Check()) saved_ = PyEval_SaveThread();
   }
   ~ReleaseGilIfHeld() {
-    if (saved_ != nullptr) PyEval_RestoreThread(saved_);
+    if (saved_ == nullptr) return;
+    park_if_interpreter_exiting();
+    PyEval_RestoreThread(saved_);
   }
   ReleaseGilIfHeld(const ReleaseGilIfHeld&) = delete;
   ReleaseGilIfHeld& operator=(const ReleaseGilIfHeld&) = delete;

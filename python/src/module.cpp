@@ -69,6 +69,7 @@ std::string view_repr(const PyView& v) {
 
 PYBIND11_MODULE(_ringfetch, m) {
   m.doc() = kModuleDoc;
+  remember_main_thread(py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>());
   register_error_translator();
   CallbackGate::install_fork_handler();
   // Runs before the interpreter starts finalizing: from then on engine threads no longer enter Python.
@@ -175,8 +176,7 @@ PYBIND11_MODULE(_ringfetch, m) {
            }, py::arg("plan"), py::arg("callback") = py::none(), kFetchDoc)
       .def("size", [](PyStore& s, const std::string& key) {
              ringfetch::Store& store = s.store();
-             py::gil_scoped_release unlocked;
-             return store.size(key);
+             return without_gil([&] { return store.size(key); });
            }, py::arg("key"), "Size of an object in bytes.")
       .def("_reader", [](PyStore& s, const std::string& key, py::object ranges) {
              return std::make_unique<PyReader>(s, key, std::move(ranges));

@@ -9,12 +9,6 @@
 namespace ringfetch::python {
 namespace {
 
-template <class F>
-auto without_gil(F&& f) {
-  py::gil_scoped_release unlocked;
-  return f();
-}
-
 }  // namespace
 
 std::string forked_message(const char* what, pid_t maker) {
