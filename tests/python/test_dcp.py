@@ -266,6 +266,7 @@ def test_in_place_tensors_are_written_by_the_engine_alone(state, checkpoints, mo
     monkeypatch.undo()
     check_loaded(state, dest, keys, addresses)
     assert calls == {"load": 0, "copy_": 0}
+    assert reader.last_load.fetches == 1 and reader.last_load.mispredicted == 0
     assert reader.last_load.in_place == len(keys)
     assert reader.last_load.in_place_bytes == sum(state[k].numel() * state[k].element_size() for k in keys)
     stats = engine.stats()
@@ -284,6 +285,9 @@ def test_non_contiguous_and_mismatched_destinations_fall_back_and_still_match(st
     assert torch.equal(dest["layer010.float32"], state["layer010.float32"])
     assert torch.equal(dest["layer011.float16"], state["layer011.float16"].float())
     assert reader.last_load.torch_loaded == 1 and reader.last_load.copied == 2
+    # The transposed tensor was saved non-contiguous: its predicted layout is refuted by its bytes, and it is
+    # read again through its archive's head.
+    assert reader.last_load.mispredicted == 1
 
 
 def test_in_place_can_be_turned_off_and_gives_the_same_tensors(state, checkpoints):
@@ -306,6 +310,15 @@ def test_archive_head_parser_finds_the_storage_record_of_torch_save():
         storage = torch.frombuffer(bytearray(raw), dtype=tensor.dtype) if raw else torch.empty(0, dtype=tensor.dtype)
         rebuilt = storage.as_strided(layout.size, layout.stride, layout.storage_offset)
         assert torch.equal(rebuilt, tensor)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_predicted_layouts_match_what_torch_save_writes(dtype):
+    for shape in [(), (1,), (7,), (255, 3), (256, 257), (65536, 2), (2, 3, 4, 5), (0, 9)]:
+        blob = io.BytesIO()
+        torch.save(torch.zeros(shape, dtype=dtype), blob)
+        actual = dcp.parse_archive_head(blob.getvalue()[:dcp.HEAD_BYTES], len(blob.getvalue()))
+        assert dcp.predict_layout(dtype, shape) == actual, shape
 
 
 def test_archive_head_parser_refuses_what_it_cannot_place():
