@@ -35,29 +35,23 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16, torch.int64, torch.int32
 
 
 def build_state(total_mib, count=200, seed=0):
-    """~count tensors adding up to ~total_mib: a few large ones, many medium, some tiny and 0-d."""
+    """``count`` tensors adding up to ~total_mib: every 25th 0-d, every 5th tiny, the rest weighted between
+    ~1/100 and 1x of the largest (tens of KiB to ~15 MiB for 1 GiB), dtypes mixed; plus one bytes entry."""
     generator = torch.Generator().manual_seed(seed)
-    sizes = []
-    for i in range(count):
-        if i % 25 == 0:
-            sizes.append(0)  # 0-d
-        elif i % 5 == 0:
-            sizes.append(64 + i)  # tiny
-        else:
-            sizes.append(1 + (i * 7919) % 97)  # relative weights of the rest
+    kinds = ["scalar" if i % 25 == 0 else "tiny" if i % 5 == 0 else 1 + (i * 7919) % 97 for i in range(count)]
+    weights = sum(k for k in kinds if isinstance(k, int))
     budget = total_mib * MiB
-    weights = sum(s for s in sizes if s > 200)
     state = {}
-    for i, weight in enumerate(sizes):
+    for i, kind in enumerate(kinds):
         dtype = DTYPES[i % len(DTYPES)]
         element = torch.empty((), dtype=dtype).element_size()
-        if weight == 0:
+        if kind == "scalar":
             shape = ()
-        elif weight < 200:
-            shape = (weight,)
+        elif kind == "tiny":
+            shape = (16 + i,)
         else:
-            numel = max(1, int(budget * weight / weights) // element)
-            shape = (numel // 1024, 1024) if numel >= 4096 else (numel,)
+            numel = max(1024, int(budget * kind / weights) // element // 1024 * 1024)
+            shape = (numel // 1024, 1024)
         if dtype.is_floating_point:
             value = torch.empty(shape, dtype=torch.float32).uniform_(-1, 1, generator=generator).to(dtype)
         else:

@@ -416,3 +416,25 @@ def test_writer_to_s3_uploads_a_checkpoint_that_reads_back(s3_bucket, ringfetch_
 def test_writer_refuses_an_http_root():
     with pytest.raises(ValueError, match="http"):
         dcp.StorageWriter("http://127.0.0.1:1/ckpt")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The import fix for torch 1.13 on Python 3.11
+
+
+def test_dcp_imports_through_the_package_where_plain_import_fails():
+    import subprocess
+    import sys
+
+    from ringfetch import _torch_dcp_fix
+
+    plain = subprocess.run([sys.executable, "-c", "import torch.distributed._shard.checkpoint"],
+                           capture_output=True, text=True, timeout=120)
+    fixed = subprocess.run([sys.executable, "-c", "import ringfetch.dcp, torch.distributed._shard.checkpoint as d; "
+                            "print(d.FileSystemReader.__name__)"], capture_output=True, text=True, timeout=120)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "FileSystemReader" in fixed.stdout
+    if _torch_dcp_fix.needed():  # torch 1.13 on Python 3.11+: the defect the hook works around is real
+        assert plain.returncode != 0 and "mutable default" in plain.stderr
+    else:
+        assert plain.returncode == 0, plain.stderr
