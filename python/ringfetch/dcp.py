@@ -3,14 +3,18 @@
 ``StorageReader(url)`` loads a checkpoint written by torch's ``FileSystemWriter`` (one file per item, torch 1.13's
 default, or one file per rank, torch 2.x's) from a ``file://``, ``direct://``, ``http(s)://`` or ``s3://`` root.
 Each tensor item of a DCP checkpoint is a ``torch.save`` archive: a zip of stored (uncompressed) records, one
-``data.pkl`` that describes the tensor and one ``data/<key>`` record per storage holding its raw bytes. The reader
-fetches the first few KiB of every tensor item (one fetch for all of them), reads the tensor's dtype, shape,
-strides and the position of its storage record from that, and then plans the storage bytes straight into the
+``data.pkl`` that describes the tensor and one ``data/<key>`` record per storage holding its raw bytes.
+
+``read_data`` is one ringfetch fetch for the whole plan, coalesced per file and parallel across files. For each
+tensor the reader computes where torch.save put the storage record (the pickle's length, and so the record's
+offset, follows from the dtype and shape in the checkpoint metadata) and plans the storage bytes straight into the
 destination tensor's memory: the engine reads the file or the response body into the tensor, with no
-``torch.load`` and no copy. Where that cannot be done (another dtype, a non-contiguous destination or source
-slice, an archive it does not recognise) it reads the raw record and copies, or ``torch.load``s the item, as
-torch's own reader does. Bytes items go through ``planner.load_bytes``. All data of one ``read_data`` call is
-one ringfetch fetch: coalesced per file, parallel across files.
+``torch.load`` and no copy. The archive bytes before the record come in the same request and are parsed when they
+arrive; a tensor whose real layout differs from the prediction (saved non-contiguous, another torch's format) is
+read again through a head read of its archive (two more fetches, for those tensors only). Where placement cannot
+be done (another dtype, a non-contiguous destination or source slice, an archive it does not recognise) the whole
+item is fetched and its raw record copied, or it is ``torch.load``ed as torch's own reader does. Bytes items go
+through ``planner.load_bytes``.
 
 ``StorageWriter(url)`` writes the same layout, readable by torch's ``FileSystemReader`` when the root is a
 directory.
@@ -44,10 +48,10 @@ __all__ = ["StorageReader", "StorageWriter", "ArchiveLayout", "parse_archive_hea
 METADATA_KEY = ".metadata"
 DATA_SUFFIX = ".distcp"
 
-# Bytes read from the start of each tensor item to find its layout: the zip local header and data.pkl of a
+# Bytes of an archive's start that a head read takes to find its layout: the zip local header and data.pkl of a
 # single tensor take a few hundred bytes, and torch aligns the storage record to 64 bytes right after them.
 HEAD_BYTES = 4096
-# Items up to this size are read whole in the first fetch instead of a head now and the data later.
+# Tensor items up to this size are fetched whole and copied: placing them saves nothing worth a verification.
 SMALL_ITEM_BYTES = HEAD_BYTES
 
 _ZIP_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
