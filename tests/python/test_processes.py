@@ -175,8 +175,6 @@ class TensorDataset:
 @pytest.mark.parametrize("context", ["fork", "spawn"])
 def test_dataloader_with_two_workers_fetches_in_its_workers(http_root, big, context):
     torch = pytest.importorskip("torch")
-    if rf_testing.SANITIZED and context == "spawn":
-        pytest.skip("spawned workers would start python3 without the ASan runtime preloaded")
     engine = ringfetch.Engine()
     store = http_root.open(engine)  # made in the main process; forked workers re-create it, spawned ones unpickle
     dataset = TensorDataset(store, "proc/big.bin", 64)
