@@ -23,6 +23,16 @@ from rf_testing import Root, ServerProcess
 S3_BUCKET = "ringfetch-test"
 
 
+def pytest_configure(config):
+    """Under ctest, the module must be the one of the build being tested (not an installed copy)."""
+    if "RINGFETCH_TEST_BUILD_DIR" in os.environ:
+        from ringfetch import _ringfetch
+        expected = pathlib.Path(os.environ["RINGFETCH_TEST_BUILD_DIR"]).resolve() / "python"
+        if expected not in pathlib.Path(_ringfetch.__file__).resolve().parents:
+            raise pytest.UsageError(f"testing {_ringfetch.__file__}, not the module of {expected}; "
+                                    "check PYTHONPATH")
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("served")
