@@ -189,3 +189,17 @@ def test_cli_says_when_no_tensor_matches(written, ringfetch_cli):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "no tensor matches" in done.stderr
+
+
+def test_cli_loads_from_s3_with_the_endpoint_flag(written, s3_bucket, ringfetch_cli):
+    _, path, tensors = written
+    url = s3_bucket.upload(path, "models/cli.safetensors")
+    env = dict(os.environ, **s3_bucket.credentials)
+    env.pop("AWS_ENDPOINT_URL_S3", None)
+    done = subprocess.run([ringfetch_cli, "load", "--safetensors", url, "--endpoint-url", s3_bucket.endpoint,
+                           "--json"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    nonempty = [t for t in tensors.values() if t.numel()]
+    assert report["tensors"] == len(tensors) and report["items"] == len(nonempty)
+    assert report["bytes_requested"] == sum(t.numel() * t.element_size() for t in tensors.values())
