@@ -39,7 +39,7 @@ void park_if_interpreter_exiting() noexcept {
   for (;;) ::pause();
 }
 
-bool CallbackGate::enter() noexcept {
+bool ExitGate::enter() noexcept {
   if (gate_closed.load()) return false;
   gate_active.fetch_add(1);
   if (gate_closed.load()) {
@@ -49,16 +49,16 @@ bool CallbackGate::enter() noexcept {
   return true;
 }
 
-void CallbackGate::leave() noexcept { gate_active.fetch_sub(1); }
+void ExitGate::leave() noexcept { gate_active.fetch_sub(1); }
 
-bool CallbackGate::closed() noexcept { return gate_closed.load(); }
+bool ExitGate::closed() noexcept { return gate_closed.load(); }
 
-void CallbackGate::close_and_drain() noexcept {
+void ExitGate::close_and_drain() noexcept {
   gate_closed.store(true);
   ReleaseGilIfHeld unlocked;  // running callbacks need the GIL to finish
   while (gate_active.load() > 0) std::this_thread::sleep_for(kDrainPoll);
 }
 
-void CallbackGate::install_fork_handler() noexcept { ::pthread_atfork(nullptr, nullptr, &reset_in_child); }
+void ExitGate::install_fork_handler() noexcept { ::pthread_atfork(nullptr, nullptr, &reset_in_child); }
 
 }  // namespace ringfetch::python

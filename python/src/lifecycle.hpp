@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringfetch/error.hpp"
+
 namespace ringfetch::python {
 
 // Called with the GIL released, before taking it back. A non-main thread that comes back from C++ while the
@@ -21,11 +23,28 @@ void park_if_interpreter_exiting() noexcept;
 // Records the main thread's ident (threading.main_thread().ident), the thread that finalizes.
 void remember_main_thread(unsigned long ident) noexcept;
 
-// Runs f() with the GIL released and takes the GIL back outside any destructor, so that a C++ exception from
-// f() crosses back into Python as usual.
+// Engine threads run Python callbacks, and Python threads run C++ calls with the GIL released, only between
+// enter() and leave(). At interpreter exit (atexit, before finalization starts) close_and_drain() stops new
+// entries and waits, with the GIL released, for those in progress: afterwards a callback is dropped instead of
+// touching a finalizing interpreter, a call raises CancelledError, and the caller may tear everything down.
+class ExitGate {
+ public:
+  static bool enter() noexcept;
+  static void leave() noexcept;
+  static void close_and_drain() noexcept;
+  static bool closed() noexcept;
+  // Installed once at import: resets the gate in a forked child, whose counters may count parent threads.
+  static void install_fork_handler() noexcept;
+};
+
+// Runs f() with the GIL released (inside the exit gate) and takes the GIL back outside any destructor, so
+// that a C++ exception from f() crosses back into Python as usual.
 template <class F>
 auto without_gil(F&& f) {
   using Result = std::invoke_result_t<F&>;
+  if (!ExitGate::enter()) {
+    throw Error(ErrorKind::kCancelled, "ringfetch was shut down because the interpreter is exiting");
+  }
   std::exception_ptr error;
   PyThreadState* saved = PyEval_SaveThread();
   if constexpr (std::is_void_v<Result>) {
@@ -36,6 +55,7 @@ auto without_gil(F&& f) {
     }
     park_if_interpreter_exiting();
     PyEval_RestoreThread(saved);
+    ExitGate::leave();  // after the GIL is back: the drain waits until the caller is back in Python
     if (error) std::rethrow_exception(error);
   } else {
     std::optional<Result> result;
@@ -46,6 +66,7 @@ auto without_gil(F&& f) {
     }
     park_if_interpreter_exiting();
     PyEval_RestoreThread(saved);
+    ExitGate::leave();  // after the GIL is back: the drain waits until the caller is back in Python
     if (error) std::rethrow_exception(error);
     return std::move(*result);
   }
@@ -111,17 +132,5 @@ class ProcessBound {
   pid_t pid_ = -1;
 };
 
-// Engine threads run Python callbacks only between enter() and leave(). At interpreter exit (atexit, before
-// finalization starts) close_and_drain() stops new entries and waits, with the GIL released, for the callbacks
-// that are running: from then on a callback is dropped instead of touching a finalizing interpreter.
-class CallbackGate {
- public:
-  static bool enter() noexcept;
-  static void leave() noexcept;
-  static void close_and_drain() noexcept;
-  static bool closed() noexcept;
-  // Installed once at import: resets the gate in a forked child, whose counters may count parent threads.
-  static void install_fork_handler() noexcept;
-};
 
 }  // namespace ringfetch::python

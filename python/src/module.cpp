@@ -71,9 +71,9 @@ PYBIND11_MODULE(_ringfetch, m) {
   m.doc() = kModuleDoc;
   remember_main_thread(py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>());
   register_error_translator();
-  CallbackGate::install_fork_handler();
+  ExitGate::install_fork_handler();
   // Runs before the interpreter starts finalizing: from then on engine threads no longer enter Python.
-  py::module_::import("atexit").attr("register")(py::cpp_function([] { CallbackGate::close_and_drain(); }));
+  py::module_::import("atexit").attr("register")(py::cpp_function([] { shut_down_everything(); }));
 
   py::class_<PyEngine>(m, "Engine", kEngineDoc)
       .def(py::init([](py::object threads, py::object arena_bytes, py::object memory_limit, py::object backend,

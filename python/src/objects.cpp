@@ -3,13 +3,87 @@
 #include "objects.hpp"
 
 #include <cstring>
+#include <set>
+#include <vector>
 
 #include "errors.hpp"
 
 namespace ringfetch::python {
 namespace {
 
+// Every live object of the classes below, for shut_down_everything(). Only touched with the GIL held.
+struct LiveObjects {
+  std::set<PyEngine*> engines;
+  std::set<PyStore*> stores;
+  std::set<PyBatch*> batches;
+  std::set<PyReader*> readers;
+  std::set<PyRegistration*> registrations;
+  bool shut_down = false;
+};
+
+LiveObjects& live() {
+  static auto* objects = new LiveObjects();  // never destroyed: objects may outlive static destruction
+  return *objects;
+}
+
+std::set<PyEngine*>& live_set(PyEngine*) { return live().engines; }
+std::set<PyStore*>& live_set(PyStore*) { return live().stores; }
+std::set<PyBatch*>& live_set(PyBatch*) { return live().batches; }
+std::set<PyReader*>& live_set(PyReader*) { return live().readers; }
+std::set<PyRegistration*>& live_set(PyRegistration*) { return live().registrations; }
+
+[[noreturn]] void throw_shut_down(const char* what) {
+  throw Error(ErrorKind::kCancelled, std::string("this ") + what + " was stopped because the interpreter is exiting");
+}
+
 }  // namespace
+
+template <class T>
+LiveToken<T>::LiveToken(T* object) : object_(object) {
+  live_set(object_).insert(object_);
+}
+
+template <class T>
+LiveToken<T>::~LiveToken() {
+  live_set(object_).erase(object_);
+}
+
+template class LiveToken<PyEngine>;
+template class LiveToken<PyStore>;
+template class LiveToken<PyBatch>;
+template class LiveToken<PyReader>;
+template class LiveToken<PyRegistration>;
+
+// Closes every live object of one class, keeping its Python object alive meanwhile (close() releases the GIL,
+// and another thread may drop its last reference then). Re-scans after each close: the set may change.
+template <class T, class Close>
+void close_all(std::set<T*>& objects, Close close) {
+  std::set<T*> done;
+  for (;;) {
+    T* next = nullptr;
+    for (T* object : objects) {
+      if (!done.count(object)) {
+        next = object;
+        break;
+      }
+    }
+    if (next == nullptr) return;
+    done.insert(next);
+    py::object keep = py::cast(next, py::return_value_policy::reference);
+    close(*next);
+  }
+}
+
+void shut_down_everything() {
+  LiveObjects& l = live();
+  l.shut_down = true;
+  ExitGate::close_and_drain();  // no thread is inside C++ (or a callback) after this
+  close_all(l.batches, [](PyBatch& b) { b.close(); });
+  close_all(l.readers, [](PyReader& r) { r.close(); });
+  close_all(l.registrations, [](PyRegistration& r) { r.close(); });
+  close_all(l.stores, [](PyStore& s) { s.shut_down(); });
+  close_all(l.engines, [](PyEngine& e) { e.close(); });
+}
 
 std::string forked_message(const char* what, pid_t maker) {
   return std::string("this ") + what + " was made in process " + std::to_string(maker) +
@@ -21,9 +95,12 @@ std::string forked_message(const char* what, pid_t maker) {
 
 // ---- Engine
 
-PyEngine::PyEngine(EngineConfig config) : config_(std::move(config)) { box(); }
+PyEngine::PyEngine(EngineConfig config) : config_(std::move(config)) {
+  box();
+}
 
 std::shared_ptr<EngineBox> PyEngine::box() {
+  if (live().shut_down) throw_shut_down("engine");
   if (closed_) throw py::value_error("this ringfetch.Engine is closed");
   if (box_ && box_->usable()) return box_;
   EngineOptions options = config_.options;
@@ -68,8 +145,14 @@ PyStore::PyStore(py::object engine, std::string url, py::dict options)
   store();
 }
 
+void PyStore::shut_down() {
+  store_.reset();
+  engine_box_.reset();
+}
+
 Store& PyStore::store() {
   if (store_.usable()) return store_.get();
+  if (live().shut_down) throw_shut_down("store");
   engine_box_ = engine_.cast<PyEngine&>().box();
   Engine& engine = engine_box_->get();
   auto opened = without_gil([&] { return std::make_unique<Store>(Store::open(url_, engine, options_)); });
@@ -93,7 +176,7 @@ PyBatch::PyBatch(PyStore& store, PyPlan& plan, py::object callback)
   callback_->destinations = &destinations_;
   CallbackState* state = callback_.get();
   ItemCallback on_item = [state](const ItemView& item) {
-    if (!CallbackGate::enter()) return;  // the interpreter is exiting: drop the item
+    if (!ExitGate::enter()) return;  // the interpreter is exiting: drop the item
     {
       py::gil_scoped_acquire locked;
       try {
@@ -104,16 +187,19 @@ PyBatch::PyBatch(PyStore& store, PyPlan& plan, py::object callback)
         if (!state->first_exception) state->first_exception = e.value();
       }
     }
-    CallbackGate::leave();
+    ExitGate::leave();
   };
   batch_ = ProcessBound<FetchBatch>(
       without_gil([&] { return std::make_unique<FetchBatch>(s.fetch(p, std::move(on_item))); }));
 }
 
-PyBatch::~PyBatch() { close(); }
+PyBatch::~PyBatch() {
+  close();
+}
 
 FetchBatch& PyBatch::batch() {
   if (batch_.foreign()) throw py::value_error(forked_message("fetch batch", batch_.pid()));
+  if (batch_.empty() && live().shut_down) throw_shut_down("fetch batch");
   if (batch_.empty()) throw py::value_error("this fetch batch is closed");
   return batch_.get();
 }
@@ -184,8 +270,13 @@ PyReader::PyReader(PyStore& store, const std::string& key, py::object ranges)
   }
 }
 
+PyReader::~PyReader() {
+  close();
+}
+
 Reader& PyReader::reader() {
   if (reader_.foreign()) throw py::value_error(forked_message("reader", reader_.pid()));
+  if (reader_.empty() && live().shut_down) throw_shut_down("reader");
   if (reader_.empty()) throw py::value_error("I/O operation on closed reader");
   return reader_.get();
 }
@@ -283,6 +374,10 @@ PyRegistration::PyRegistration(PyEngine& engine, py::handle buffer) {
   std::span<std::byte> bytes = memory->bytes();
   registration_ = ProcessBound<MemoryRegistration>(
       without_gil([&] { return std::make_unique<MemoryRegistration>(e.register_memory(bytes)); }));
+}
+
+PyRegistration::~PyRegistration() {
+  close();
 }
 
 void PyRegistration::close() {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,20 @@ namespace ringfetch::python {
 namespace py = pybind11;
 
 using EngineBox = ProcessBound<Engine>;
+
+// Membership of an object in the registry shut_down_everything() walks. Declared as the last member of its
+// class: it joins once every other member is built and leaves first, also when a constructor throws.
+template <class T>
+class LiveToken {
+ public:
+  explicit LiveToken(T* object);
+  ~LiveToken();
+  LiveToken(const LiveToken&) = delete;
+  LiveToken& operator=(const LiveToken&) = delete;
+
+ private:
+  T* object_;
+};
 
 // Python's Engine. After a fork the child gets a fresh C++ Engine with the same options on first use (the
 // parent's threads do not exist there); the parent's engine is abandoned in the child, never destroyed.
@@ -36,6 +51,7 @@ class PyEngine {
   EngineConfig config_;
   std::shared_ptr<EngineBox> box_;
   bool closed_ = false;
+  LiveToken<PyEngine> live_{this};
 };
 
 // One delivered item: the C++ view (a share of its memory) and, for items with into=, the destination's owner.
@@ -62,6 +78,7 @@ class PyStore {
  public:
   PyStore(py::object engine, std::string url, py::dict options);
   Store& store();  // re-opened in this process after a fork
+  void shut_down();  // at interpreter exit: drops the C++ store (and its hold on the engine)
   std::shared_ptr<EngineBox> engine_box() { store(); return engine_box_; }
   const std::string& url() const noexcept { return url_; }
   py::object engine_object() const { return engine_; }
@@ -74,6 +91,7 @@ class PyStore {
   StoreOptions options_;
   std::shared_ptr<EngineBox> engine_box_;  // declared before store_: destroyed after it
   ProcessBound<Store> store_;
+  LiveToken<PyStore> live_{this};
 };
 
 // Python callables run from engine threads; owned by the batch, whose C++ part is destroyed first.
@@ -100,11 +118,13 @@ class PyBatch {
   std::unique_ptr<CallbackState> callback_;
   std::mutex use_;  // one thread at a time in the C++ batch (taken with the GIL released)
   ProcessBound<FetchBatch> batch_;
+  LiveToken<PyBatch> live_{this};
 };
 
 class PyReader {
  public:
   PyReader(PyStore& store, const std::string& key, py::object ranges);
+  ~PyReader();
   py::bytes read(py::handle size);
   py::bytes readall();
   size_t readinto(py::handle buffer);
@@ -123,12 +143,13 @@ class PyReader {
   std::shared_ptr<EngineBox> engine_box_;
   std::mutex use_;
   ProcessBound<Reader> reader_;
+  LiveToken<PyReader> live_{this};
 };
 
 class PyRegistration {
  public:
   PyRegistration(PyEngine& engine, py::handle buffer);
-  ~PyRegistration() { close(); }
+  ~PyRegistration();
   bool registered() const noexcept { return registration_.usable() && registration_.get().registered(); }
   void close();
   std::shared_ptr<Destination> memory;
@@ -136,9 +157,15 @@ class PyRegistration {
  private:
   std::shared_ptr<EngineBox> engine_box_;
   ProcessBound<MemoryRegistration> registration_;
+  LiveToken<PyRegistration> live_{this};
 };
 
 // The message of the error raised when an object made before a fork is used in the child.
 std::string forked_message(const char* what, pid_t maker);
+
+// At interpreter exit (atexit, before finalization): stops the callbacks, closes every batch and reader, drops
+// every store and engine, so that no engine thread is still working when the process exits (OpenSSL's and the
+// C++ runtime's exit handlers would pull state from under it). Later calls raise ringfetch.CancelledError.
+void shut_down_everything();
 
 }  // namespace ringfetch::python
