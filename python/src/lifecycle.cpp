@@ -1,4 +1,4 @@
-// The callback gate (see lifecycle.hpp): two atomics and a drain loop. Sequentially consistent order makes the
+// The exit gate (see lifecycle.hpp): two atomics and a drain loop. Sequentially consistent order makes the
 // double check in enter() sound: a thread either is counted before close_and_drain() sees the count, or sees
 // the gate closed and backs out.
 #include "lifecycle.hpp"
