@@ -162,3 +162,29 @@ def test_s3_storage_writer_output_reads_back(s3_bucket):
     reader = s3dcp.S3StorageReader("us-east-1", url, endpoint=s3_bucket.endpoint,
                                    reader_constructor=s3tc.S3ReaderConstructor.sequential())
     ckpt.load_and_check(reader, state, list(state))
+
+
+def _key_and_size(reader):
+    return reader.key, len(reader.read())
+
+
+def test_iterable_dataset_shards_across_dataloader_workers(s3_bucket, ringfetch_cli):
+    for i in range(7):
+        s3_bucket.put_bytes(f"compat/iter/sample{i}.bin", bytes([i]) * (100 + i))
+    dataset = s3tc.S3IterableDataset.from_prefix(f"s3://{s3_bucket.name}/compat/iter/", region="us-east-1",
+                                                 endpoint=s3_bucket.endpoint, transform=_key_and_size,
+                                                 enable_sharding=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+    seen = sorted(tuple(pair) for pair in loader)
+    assert seen == [(f"compat/iter/sample{i}.bin", 100 + i) for i in range(7)]  # each object once
+
+
+def test_endpoint_comes_from_the_keyword_then_aws_endpoint_url_s3_then_aws_endpoint_url(monkeypatch):
+    from ringfetch.compat.s3torchconnector._connection import endpoint_from_environment
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://general:1")
+    assert endpoint_from_environment(None) == "http://general:1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:2")
+    assert endpoint_from_environment(None) == "http://s3-only:2"
+    assert endpoint_from_environment("http://given:3") == "http://given:3"
