@@ -430,6 +430,11 @@ class _TensorTarget:
 
 def _info(storage_data, index):
     info = storage_data[index]
+    if getattr(info, "transform_descriptors", None):
+        # torch >= 2.6 can write items through storage transforms (compression extensions); their bytes are not
+        # a plain torch.save archive.
+        raise NotImplementedError(f"item {index} was written through storage transforms "
+                                  f"{info.transform_descriptors}; ringfetch.dcp reads untransformed checkpoints only")
     return info.relative_path, int(info.offset), int(info.length)
 
 
