@@ -31,6 +31,7 @@ USER_SCRIPT = textwrap.dedent('''
 
     REGION = "us-east-1"
     BUCKET = sys.argv[1]
+    ROOT = "compat-script"
     try:
         import torch.distributed.checkpoint as DCP
         save = lambda state, writer: DCP.save(state, storage_writer=writer)
@@ -43,27 +44,27 @@ USER_SCRIPT = textwrap.dedent('''
     # torch.save / torch.load through S3Checkpoint
     checkpoint = S3Checkpoint(region=REGION)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-    with checkpoint.writer(f"s3://{BUCKET}/plain/model.pt") as writer:
+    with checkpoint.writer(f"s3://{BUCKET}/{ROOT}/plain/model.pt") as writer:
         torch.save(model.state_dict(), writer)
-    with checkpoint.reader(f"s3://{BUCKET}/plain/model.pt") as reader:
+    with checkpoint.reader(f"s3://{BUCKET}/{ROOT}/plain/model.pt") as reader:
         restored = torch.load(reader)
     assert all(torch.equal(restored[k], v) for k, v in model.state_dict().items())
 
     # DCP through S3StorageWriter / S3StorageReader, both reader constructors
     state = {f"w{i}": torch.randn(64, 64 + i) for i in range(20)}
     state["step"] = 42
-    save(state, S3StorageWriter(region=REGION, path=f"s3://{BUCKET}/dcp/"))
+    save(state, S3StorageWriter(region=REGION, path=f"s3://{BUCKET}/{ROOT}/dcp/"))
     for constructor in (S3ReaderConstructor.dcp_optimized(max_gap_size=32 * 1024 * 1024),
                         S3ReaderConstructor.sequential()):
         target = {k: (torch.zeros_like(v) if isinstance(v, torch.Tensor) else 0) for k, v in state.items()}
-        load(target, S3StorageReader(region=REGION, path=f"s3://{BUCKET}/dcp/", reader_constructor=constructor))
+        load(target, S3StorageReader(region=REGION, path=f"s3://{BUCKET}/{ROOT}/dcp/", reader_constructor=constructor))
         assert all(torch.equal(target[k], state[k]) for k in state if k != "step") and target["step"] == 42
 
     # a client's ranged read
     client = S3Client(REGION)
-    whole = client.get_object(BUCKET, "plain/model.pt").read()
-    part = client.get_object(BUCKET, "plain/model.pt", start=10, end=110)
-    assert part.bucket == BUCKET and part.key == "plain/model.pt"
+    whole = client.get_object(BUCKET, f"{ROOT}/plain/model.pt").read()
+    part = client.get_object(BUCKET, f"{ROOT}/plain/model.pt", start=10, end=110)
+    assert part.bucket == BUCKET and part.key == f"{ROOT}/plain/model.pt"
     assert part.read(40) == whole[10:50] and part.tell() == 40
     part.seek(5)
     buffer = bytearray(10)
@@ -72,18 +73,18 @@ USER_SCRIPT = textwrap.dedent('''
 
     # datasets
     for i in range(6):
-        with checkpoint.writer(f"s3://{BUCKET}/shards/sample{i:02d}.bin") as writer:
+        with checkpoint.writer(f"s3://{BUCKET}/{ROOT}/shards/sample{i:02d}.bin") as writer:
             writer.write(bytes([i]) * (1000 + i))
     def to_pair(reader):
         return reader.key, len(reader.read())
-    mapped = S3MapDataset.from_prefix(f"s3://{BUCKET}/shards/", region=REGION, transform=to_pair)
-    assert len(mapped) == 6 and mapped[3] == ("shards/sample03.bin", 1003)
-    streamed = S3IterableDataset.from_prefix(f"s3://{BUCKET}/shards/", region=REGION, transform=to_pair)
-    assert sorted(streamed) == [(f"shards/sample{i:02d}.bin", 1000 + i) for i in range(6)]
+    mapped = S3MapDataset.from_prefix(f"s3://{BUCKET}/{ROOT}/shards/", region=REGION, transform=to_pair)
+    assert len(mapped) == 6 and mapped[3] == (f"{ROOT}/shards/sample03.bin", 1003)
+    streamed = S3IterableDataset.from_prefix(f"s3://{BUCKET}/{ROOT}/shards/", region=REGION, transform=to_pair)
+    assert sorted(streamed) == [(f"{ROOT}/shards/sample{i:02d}.bin", 1000 + i) for i in range(6)]
     loader = DataLoader(mapped, batch_size=2, num_workers=2)
     seen = sorted(k for keys, _ in loader for k in keys)
-    assert seen == [f"shards/sample{i:02d}.bin" for i in range(6)], seen
-    objects = S3IterableDataset.from_objects([f"s3://{BUCKET}/shards/sample01.bin"], region=REGION)
+    assert seen == [f"{ROOT}/shards/sample{i:02d}.bin" for i in range(6)], seen
+    objects = S3IterableDataset.from_objects([f"s3://{BUCKET}/{ROOT}/shards/sample01.bin"], region=REGION)
     (only,) = list(objects)
     assert only.read() == bytes([1]) * 1001
     print("SCRIPT OK")

@@ -207,7 +207,7 @@ def ringfetch_cli():
 
 @pytest.fixture(scope="session")
 def checkpoints_on_s3(state, checkpoints, s3_bucket, ringfetch_cli):
-    return {layout: (state, s3_bucket.upload_directory(path, f"dcp/{layout}"), s3_bucket)
+    return {layout: (state, s3_bucket.upload_directory(path, f"dcp-test/{layout}"), s3_bucket)
             for layout, path in checkpoints.items()}
 
 
@@ -406,10 +406,10 @@ def test_writer_output_is_read_by_torchs_own_file_system_reader(state, tmp_path,
 def test_writer_to_s3_uploads_a_checkpoint_that_reads_back(s3_bucket, ringfetch_cli):
     state = make_state_dict(count=40, seed=3)
     state["special.big"] = torch.randn(20 * MiB // 4)  # a > 16 MiB file: a multipart upload
-    url = f"s3://{s3_bucket.name}/dcp/written"
+    url = f"s3://{s3_bucket.name}/dcp-test/written"
     DCP.save_state_dict(state, dcp.StorageWriter(url, **s3_bucket.store_options), no_dist=True)
-    listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix="dcp/written/")["Contents"]
-    assert sorted(o["Key"] for o in listed) == ["dcp/written/.metadata", "dcp/written/__0_0.distcp"]
+    listed = s3_bucket.client.list_objects_v2(Bucket=s3_bucket.name, Prefix="dcp-test/written/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["dcp-test/written/.metadata", "dcp-test/written/__0_0.distcp"]
     load_and_check(dcp.StorageReader(url, **s3_bucket.store_options), state, list(state))
 
 

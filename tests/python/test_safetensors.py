@@ -166,7 +166,7 @@ def test_all_tensors_arrive_in_one_coalesced_fetch_over_http(written, http_serve
 
 def test_selected_tensors_load_over_s3(written, s3_bucket):
     _, path, tensors = written
-    url = s3_bucket.upload(path, "models/model.safetensors")
+    url = s3_bucket.upload(path, "safetensors-test/model.safetensors")
     loaded = safetensors.load(url, names=["layers.1*", "embed.*"], **s3_bucket.store_options)
     check(tensors, loaded, [n for n in tensors if n.startswith("layers.1") or n.startswith("embed.")])
 
@@ -193,7 +193,7 @@ def test_cli_says_when_no_tensor_matches(written, ringfetch_cli):
 
 def test_cli_loads_from_s3_with_the_endpoint_flag(written, s3_bucket, ringfetch_cli):
     _, path, tensors = written
-    url = s3_bucket.upload(path, "models/cli.safetensors")
+    url = s3_bucket.upload(path, "safetensors-test/cli.safetensors")
     env = dict(os.environ, **s3_bucket.credentials)
     env.pop("AWS_ENDPOINT_URL_S3", None)
     done = subprocess.run([ringfetch_cli, "load", "--safetensors", url, "--endpoint-url", s3_bucket.endpoint,
