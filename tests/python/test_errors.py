@@ -165,6 +165,41 @@ def test_a_refused_access_key_is_an_s3_error_with_code_status_and_request_id(s3_
     assert not isinstance(error, FileNotFoundError)
 
 
+def test_an_unexpected_http_status_is_an_http_status_error(http_root, engine):
+    http_root.put("errors/dir/x.bin", b"x")
+    store = http_root.open(engine)
+    plan = ringfetch.Plan()
+    plan.add("errors/dir", 0, 1)  # nginx redirects a directory
+    with pytest.raises(ringfetch.HttpStatusError) as raised:
+        list(store.fetch(plan))
+    assert raised.value.kind == ErrorKind.HTTP_STATUS and raised.value.status == 301
+    assert not isinstance(raised.value, FileNotFoundError)
+
+
+def test_calls_after_interpreter_exit_began_are_cancelled(file_root):
+    file_root.put("errors/exit.bin", b"y" * 100)
+    script = textwrap.dedent(f"""
+        import atexit
+
+        def after_ringfetch_shut_down():  # registered first, so it runs after ringfetch's own exit handler
+            try:
+                list(store.fetch(plan))
+            except ringfetch.CancelledError as e:
+                assert e.kind == "cancelled", e.kind
+                print("cancelled:", e)
+
+        atexit.register(after_ringfetch_shut_down)
+        import ringfetch
+        store = ringfetch.Store.open({file_root.url!r}, ringfetch.Engine())
+        plan = ringfetch.Plan()
+        plan.add("errors/exit.bin", 0, 10)
+        assert len(list(store.fetch(plan))) == 1
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("cancelled: ") and "interpreter is exiting" in result.stdout, result.stdout
+
+
 def test_an_unknown_certificate_authority_fails_the_https_fetch(nginx, https_root, engine):
     https_root.put("errors/small.bin", b"x" * 100)
     store = ringfetch.Store.open(nginx["https"], engine, ca_bundle=nginx["other_ca_file"], max_attempts=1)
