@@ -145,6 +145,7 @@ def test_views_outlive_their_batch_store_and_engine(blob):
     assert first.tobytes() == data[:1 << 20]
     assert bytes(view) == data[1 << 20:(1 << 20) + 4096]
     assert second.numpy().tobytes() == data[1 << 20:(1 << 20) + 4096]
+    assert second.data_ptr() == address(view)  # torch.frombuffer shares the view's memory too
 
 
 def test_zero_length_items_are_skipped(blob, engine):
