@@ -30,7 +30,7 @@ class CMakeBuild(build_ext):
         subprocess.check_call(
             ["cmake", "-S", str(ROOT), "-B", str(build_dir), *generator, "-DCMAKE_BUILD_TYPE=Release",
              "-DRINGFETCH_BUILD_TESTS=OFF", "-DRINGFETCH_BUILD_BENCH=OFF", "-DRINGFETCH_BUILD_PYTHON=ON",
-             f"-DRINGFETCH_PYTHON_EXECUTABLE={sys.executable}", "-DRINGFETCH_PYTHON_RPATH=$ORIGIN",
+             f"-DRINGFETCH_PYTHON_EXECUTABLE={sys.executable}", "-DRINGFETCH_PYTHON_INSTALL_RPATH=$ORIGIN",
              "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON"])
         subprocess.check_call(["cmake", "--build", str(build_dir), "--target", "_ringfetch", "-j",
                                str(os.cpu_count() or 1)])
