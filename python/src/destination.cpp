@@ -60,18 +60,18 @@ std::shared_ptr<Destination> Destination::acquire(py::handle object, const char*
   }
 
   if (py::hasattr(object, "__array_interface__")) {
-    py::dict ai = object.attr("__array_interface__");
-    py::tuple data = ai["data"];
+    py::dict interface = object.attr("__array_interface__");
+    py::tuple data = interface["data"];
     if (data[1].cast<bool>()) {
       throw py::type_error(std::string(what) + "= must be writable; this " + type_name(object) + " is read-only");
     }
-    size_t itemsize = typestr_itemsize(py::str(ai["typestr"]), what);
+    size_t itemsize = typestr_itemsize(py::str(interface["typestr"]), what);
     size_t count = 1;
-    py::tuple shape = ai["shape"];
+    py::tuple shape = interface["shape"];
     for (py::handle n : shape) count *= n.cast<size_t>();
-    if (ai.contains("strides") && !ai["strides"].is_none()) {
+    if (interface.contains("strides") && !interface["strides"].is_none()) {
       size_t expected = itemsize;
-      py::tuple strides = ai["strides"];
+      py::tuple strides = interface["strides"];
       for (size_t i = shape.size(); i-- > 0;) {
         if (shape[i].cast<size_t>() > 1 && strides[i].cast<size_t>() != expected) {
           throw py::value_error(std::string(what) + "= must be C-contiguous; this " + type_name(object) + " is not");
