@@ -11,6 +11,9 @@ using Arguments = std::vector<std::string_view>;
 
 int run_demo(const Arguments& args);
 int run_load(const Arguments& args);
+// `load --safetensors OBJECT_URL`: the tensors of a safetensors file as the plan (safetensors_plan.cpp).
+bool is_safetensors_load(const Arguments& args);
+int run_load_safetensors(const Arguments& args);
 int run_cat(const Arguments& args);
 int run_get(const Arguments& args);
 int run_put(const Arguments& args);

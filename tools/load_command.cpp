@@ -40,6 +40,9 @@ constexpr char kLoadHelp[] =
     "                     item is read alone\n"
     "  --part-size BYTES  longest single request (default: the source's, 8 MiB); K, M, G suffixes allowed\n"
     "  --max-gap BYTES    read gaps up to this size rather than issue another request (default: the source's)\n"
+    "\n"
+    "ringfetch load --safetensors OBJECT_URL [--tensors GLOB]... loads tensors of a safetensors file instead\n"
+    "(see 'ringfetch load --safetensors x --help').\n"
     "\n";
 
 constexpr uint64_t kMaxThreads = 64;
@@ -113,6 +116,7 @@ std::string plan_label(const std::string& path) {
 }  // namespace
 
 int run_load(const Arguments& args) {
+  if (is_safetensors_load(args)) return run_load_safetensors(args);
   if (wants_help(args)) {
     std::fputs(kLoadHelp, stdout);
     std::fputs(kConnectionHelp, stdout);
