@@ -149,8 +149,8 @@ int run_load_safetensors(const Arguments& args) {
   const std::string url(*line.value("--safetensors"));
   const std::vector<std::string> globs = glob_arguments(args);
   StoreOptions store_options = connection_options(line);
-  store_options.part_size = line.byte_count("--part-size", StoreOptions::kSourceDefault, 1, UINT64_MAX - 1);
-  store_options.max_gap = line.byte_count("--max-gap", StoreOptions::kSourceDefault, 0, UINT64_MAX - 1);
+  if (line.value("--part-size")) store_options.part_size = line.byte_count("--part-size", 0, 1, UINT64_MAX - 1);
+  if (line.value("--max-gap")) store_options.max_gap = line.byte_count("--max-gap", 0, 0, UINT64_MAX - 1);
   const ObjectUrl object = split_object_url(url);
 
   EngineOptions engine_options;
