@@ -5,6 +5,8 @@
 // order is free, and file order lets the arena drain as items are consumed (with the plan file's order, items
 // that overlap or share a request far apart in the plan can hold the whole arena while the consumer waits on an
 // item that no longer fits: a known engine limitation).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -84,7 +86,32 @@ uint64_t largest_item(const Plan& plan) {
   return largest;
 }
 
+// An item is delivered whole, in one piece of the engine's arena: the engine's arena chunks are at most 1 GiB, of
+// which each engine thread keeps 1 MiB of scratch, and past half of the machine's RAM the machine would page to a
+// halt. Checked here so that the message gives the CLI's advice rather than the library's option names.
+constexpr uint64_t kMaxItemBytes = (uint64_t{1} << 30) - (uint64_t{64} << 20);
+
+uint64_t item_memory_limit() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return kMaxItemBytes;
+  return std::min(kMaxItemBytes, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) / 2);
+}
+
+void check_items_fit_in_memory(const Plan& plan) {
+  const uint64_t limit = item_memory_limit();
+  for (const PlanItem& item : plan.items()) {
+    if (item.length <= limit) continue;
+    throw Error(ErrorKind::kInvalidArgument,
+                "the item of '" + item.object + "' at offset " + std::to_string(item.offset) + " is " +
+                    human_bytes(item.length) + ", more than load can hold in memory at once (" +
+                    human_bytes(limit) + "): each item is delivered whole; split it into smaller items, or download "
+                    "the object with 'ringfetch get'");
+  }
+}
+
 uint64_t arena_for(const LoadOptions& options, const Plan& plan) {
+  check_items_fit_in_memory(plan);
   const uint64_t largest = largest_item(plan);
   if (options.arena_mib != 0) {
     const uint64_t arena = options.arena_mib * kMiB;
