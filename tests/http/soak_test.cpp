@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "ringfetch/ringfetch.hpp"
 #include "servers/fault_server.hpp"
@@ -41,6 +43,21 @@ uint64_t resident_bytes() {
   uint64_t size = 0, resident = 0;
   statm >> size >> resident;
   return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Descriptors once the process is quiet: the fault server runs in this process and closes its side of a
+// connection when it sees the client's close, a moment later; the count is read until it holds still.
+uint64_t settled_fd_count() {
+  constexpr int kStableReadings = 5;
+  constexpr int kMaxReadings = 200;
+  uint64_t last = static_cast<uint64_t>(testing::open_fd_count());
+  for (int stable = 0, reading = 0; stable < kStableReadings && reading < kMaxReadings; ++reading) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const uint64_t now = static_cast<uint64_t>(testing::open_fd_count());
+    stable = now == last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
 }
 
 constexpr bool kSanitized =
@@ -112,11 +129,11 @@ TEST(Soak, ManyRequestsWithFaultsStayCorrectAndDoNotGrow) {
     if (!warm && engine.stats().requests >= target / 10) {
       warm = true;
       warm_rss = resident_bytes();
-      warm_fds = static_cast<uint64_t>(testing::open_fd_count());
+      warm_fds = settled_fd_count();
     }
   }
   const uint64_t final_rss = resident_bytes();
-  const uint64_t final_fds = static_cast<uint64_t>(testing::open_fd_count());
+  const uint64_t final_fds = settled_fd_count();
   const Stats stats = engine.stats();
   std::printf("soak: %llu requests (%llu retried), %llu items in %llu rounds, %llu connections; "
               "RSS %.1f MiB after warm-up, %.1f MiB at the end; %llu descriptors after warm-up, %llu at the end\n",
