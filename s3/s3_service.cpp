@@ -359,7 +359,8 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
       {
         std::lock_guard lock(shared->mutex);
         --shared->running;
-        if (!status.ok() && shared->first_error.ok()) shared->first_error = status;
+        // After a cancel, failures are its consequences (an aborted upload's parts answer NoSuchUpload).
+        if (!status.ok() && shared->first_error.ok() && !shared->cancelled()) shared->first_error = status;
         next = shared->take();
       }
       if (next != nullptr) {
@@ -394,9 +395,9 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
       }
     }
   }
-  if (shared->first_error.ok() && (shared->cancelled() || cancel_seen) && shared->next < shared->calls.size()) {
-    return Status(ErrorKind::kCancelled, "cancelled with " + std::to_string(shared->calls.size() - shared->next) +
-                                             " of " + std::to_string(shared->calls.size()) + " requests not sent");
+  if (shared->first_error.ok() && shared->cancelled()) {
+    return Status(ErrorKind::kCancelled, "cancelled after " + std::to_string(shared->next) + " of " +
+                                             std::to_string(shared->calls.size()) + " requests were started");
   }
   return shared->first_error;
 }

@@ -29,7 +29,8 @@ bool s3_retryable(const http::ResponseHead& head, const std::string& body);
 
 // Optional hooks of S3Service::execute_all. on_done sees each call's outcome from an engine thread. When *cancel
 // becomes true no further call is started and on_cancel runs once on the calling thread while the calls in flight
-// finish; the result is then Error(kCancelled) unless an error came first.
+// finish (their failures then count as consequences of the cancel); the result is Error(kCancelled) unless an
+// error came before the cancel.
 struct ExecuteAllHooks {
   const std::atomic<bool>* cancel = nullptr;
   std::function<void()> on_cancel;

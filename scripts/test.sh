@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, builds and runs every test: the release build, the release build with the io_uring and buffer
-# registration fallbacks forced (epoll, plain reads), and the AddressSanitizer + UBSan build.
+# registration fallbacks forced (epoll, plain reads), the AddressSanitizer + UBSan build, and, when clang++-14 is
+# installed, each fuzz target for RINGFETCH_FUZZ_SECONDS (20 s) from its seed corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,7 +13,9 @@ run_ctest() {
   (cd "$dir" && env "$@" ctest --output-on-failure --timeout 1500)
 }
 
-flavours=${RINGFETCH_TEST_FLAVOURS:-"release fallback asan"}
+default_flavours="release fallback asan"
+command -v "${RINGFETCH_CLANG:-clang++-14}" >/dev/null 2>&1 && default_flavours+=" fuzz"
+flavours=${RINGFETCH_TEST_FLAVOURS:-$default_flavours}
 for flavour in $flavours; do
   case "$flavour" in
     release) bash scripts/build.sh release; run_ctest build "release" RINGFETCH_TEST_MODE=release ;;
@@ -20,6 +23,9 @@ for flavour in $flavours; do
       run_ctest build "release, fallbacks forced (epoll, unregistered)" RINGFETCH_BACKEND=epoll RINGFETCH_NO_REGISTER=1 ;;
     asan) bash scripts/build.sh asan
       run_ctest build-asan "ASan+UBSan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ;;
+    fuzz) bash scripts/build.sh fuzz
+      echo "== tests: fuzz targets"
+      (cd build-fuzz && ctest -L fuzz --output-on-failure) ;;
     *) echo "unknown flavour $flavour" >&2; exit 2 ;;
   esac
 done

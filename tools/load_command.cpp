@@ -4,6 +4,8 @@
 // order is free, and file order lets the arena drain as items are consumed (with the plan file's order, items
 // that overlap or share a request far apart in the plan can hold the whole arena while the consumer waits on an
 // item that no longer fits: a known engine limitation).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -80,9 +82,31 @@ LoadOptions parse_load_options(const Arguments& args) {
 
 uint64_t round_up(uint64_t value, uint64_t multiple) { return (value + multiple - 1) / multiple * multiple; }
 
+// An item is delivered whole. The engine's default memory limit is a quarter of physical memory; an item above it
+// could never be held, so it is refused here, with the CLI's advice rather than the library's option names.
+uint64_t item_memory_limit() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return uint64_t{1} << 30;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size) / 4;
+}
+
+void check_items_fit_in_memory(const Plan& plan) {
+  const uint64_t limit = item_memory_limit();
+  for (const PlanItem& item : plan.items()) {
+    if (item.length <= limit) continue;
+    throw Error(ErrorKind::kInvalidArgument,
+                "the item of '" + item.object + "' at offset " + std::to_string(item.offset) + " is " +
+                    human_bytes(item.length) + ", more than load can hold in memory at once (" +
+                    human_bytes(limit) + "): each item is delivered whole; split it into smaller items, or download "
+                    "the object with 'ringfetch get'");
+  }
+}
+
 // The arena bounds what the engine holds in flight; items larger than it are read one at a time (the memory
 // limit, a fraction of physical memory, bounds those).
 uint64_t arena_for(const LoadOptions& options, const Plan& plan) {
+  check_items_fit_in_memory(plan);
   if (options.arena_mib != 0) return options.arena_mib * kMiB;
   uint64_t total = 0;
   for (const PlanItem& item : plan.items()) total += item.length;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -23,15 +24,22 @@ constexpr std::string_view kStdinName = "-";  // --plan - reads the plan from st
   throw Error(ErrorKind::kInvalidArgument, "plan file '" + path + "': " + what);
 }
 
-json parse_file(const std::string& path) {
+std::string read_text(const std::string& path) {
   std::ifstream file;
   if (path != kStdinName) {
     file.open(path, std::ios::binary);
     if (!file) throw Error(ErrorKind::kIo, "cannot open plan file '" + path + "': " + std::strerror(errno));
   }
   std::istream& in = path == kStdinName ? std::cin : file;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error(ErrorKind::kIo, "cannot read plan file '" + path + "'");
+  return std::move(text).str();
+}
+
+json parse_json(std::string_view text, const std::string& path) {
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     invalid(path, std::string("not valid JSON: ") + e.what());
   } catch (const json::exception& e) {  // out_of_range: a number too large for a double (1e808), ...
@@ -64,8 +72,10 @@ std::string key_field(const std::string& path, const json& item, size_t index) {
 
 }  // namespace
 
-Plan read_plan_file(const std::string& path) {
-  const json document = parse_file(path);
+Plan read_plan_file(const std::string& path) { return parse_plan_text(read_text(path), path); }
+
+Plan parse_plan_text(std::string_view text, const std::string& path) {
+  const json document = parse_json(text, path);
   if (!document.is_object() || !document.contains("items")) {
     invalid(path, "expected a JSON object with an \"items\" array");
   }

@@ -203,6 +203,19 @@ TEST(CliUsage, VersionNamesTheProgramAndItsVersion) {
   }
 }
 
+TEST_F(CliStoreTest, AnItemLargerThanMemoryIsRefusedWithAdvice) {
+  // 10 GB (the size users tried) and 1 PiB: refused before any object is opened, with the CLI's advice rather than
+  // the library's option names.
+  for (const uint64_t length : {uint64_t{10} << 30, uint64_t{1} << 50}) {
+    const fs::path plan =
+        write_plan("huge.json", {{"items", {{{"key", "data/blob"}, {"offset", 0}, {"length", length}}}}});
+    const CliResult r = run_cli({"load", root(), "--plan", plan.string()});
+    EXPECT_TRUE(failed_with(r, kExitRuntimeError, "split it into smaller items"));
+    EXPECT_NE(r.err.find("'data/blob'"), std::string::npos) << describe(r);
+    EXPECT_EQ(r.err.find("arena_bytes"), std::string::npos) << "the library's option named\n" << describe(r);
+  }
+}
+
 TEST_F(CliStoreTest, ATinyLoadPrintsNoPerGigabyteFigures) {
   const fs::path plan = write_plan("tiny.json", {{"items", {{{"key", "data/blob"}, {"offset", 0}, {"length", 10}}}}});
   const CliResult r = run_cli({"load", root(), "--plan", plan.string()});

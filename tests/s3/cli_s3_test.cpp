@@ -340,11 +340,14 @@ TEST(CliS3Usage, MissingArgumentsAndBadFlagsExitTwo) {
 }
 
 TEST(CliS3Usage, EachCommandHasHelpWithTheConnectionFlags) {
-  for (const char* command : {"get", "put", "ls", "rm", "cat", "load"}) {
+  for (const char* command : {"get", "put", "ls", "rm", "cat", "load", "mb", "uploads"}) {
     const CliResult r = testing::run_cli({command, "--help"});
     EXPECT_EQ(r.exit_code, 0) << describe(r);
     EXPECT_EQ(r.out.rfind(std::string("usage: ringfetch ") + command, 0), 0u) << describe(r);
     EXPECT_NE(r.out.find("--endpoint-url"), std::string::npos) << describe(r);
+    for (const char* flag : {"--no-sign-request", "--connect-timeout", "--read-timeout", "--max-attempts"}) {
+      EXPECT_NE(r.out.find(flag), std::string::npos) << flag << "\n" << describe(r);
+    }
     EXPECT_TRUE(r.err.empty()) << describe(r);
   }
 }

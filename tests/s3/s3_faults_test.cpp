@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <netdb.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -369,6 +372,75 @@ TEST_F(S3Faults, ListingSizesThatAreNotPlainNumbersAreIntegrityErrors) {
   const std::vector<s3::ObjectInfo> objects = client({largest.endpoint()}).list(kBucket, "");
   ASSERT_EQ(objects.size(), 1u);
   EXPECT_EQ(objects.front().size, UINT64_MAX);
+}
+
+// ---- Upload progress and cancellation ----------------------------------------------------------------------
+
+TEST_F(S3Faults, UploadProgressReachesTheWholeBodyInOrder) {
+  auto server = make_server(multipart_mode());
+  const std::vector<std::byte> body = testing::make_pattern(7 * kPartBytes + 99, 8);
+  std::mutex mutex;
+  std::vector<uint64_t> reports;
+  s3::UploadControl control;
+  control.on_progress = [&](uint64_t done) {
+    std::lock_guard lock(mutex);
+    reports.push_back(done);
+  };
+  client({server->endpoint()}).put_multipart(kBucket, "k", body, control);
+  ASSERT_EQ(reports.size(), 8u);  // one per part
+  EXPECT_TRUE(std::is_sorted(reports.begin(), reports.end()));
+  EXPECT_EQ(reports.back(), body.size());
+}
+
+TEST_F(S3Faults, CancellingAMultipartUploadAbortsItAndThrowsCancelled) {
+  FaultServerOptions options = multipart_mode();
+  options.first_byte_delay = std::chrono::milliseconds(100);  // parts take a while, so a cancel lands mid-upload
+  auto server = make_server(options);
+  const std::vector<std::byte> body = testing::make_pattern(20 * kPartBytes, 9);
+  std::atomic<bool> cancel{false};
+  s3::UploadControl control;
+  control.cancel = &cancel;
+  control.on_progress = [&](uint64_t) { cancel.store(true); };  // cancel as soon as the first part is in
+  try {
+    client({server->endpoint()}).put_multipart(kBucket, "k", body, control);
+    FAIL() << "the upload completed although it was cancelled";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+    EXPECT_TRUE(contains(e.what(), "s3://bucket/k")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "(upload rf-upload-1 aborted)")) << e.what();
+  }
+  EXPECT_EQ(server->uploads_aborted(), 1u);
+  EXPECT_EQ(server->uploads_completed(), 0u);
+  EXPECT_TRUE(server->open_upload_ids().empty());
+  EXPECT_LT(server->parts_received().size(), 20u) << "every part was sent although the upload was cancelled";
+
+  // Cancelled before it starts: nothing is sent.
+  auto idle = make_server(multipart_mode());
+  EXPECT_THROW(client({idle->endpoint()}).put_multipart(kBucket, "k", body, control), Error);
+  EXPECT_EQ(idle->requests_received(), 0u);
+}
+
+TEST_F(S3Faults, ListAndAbortMultipartUploadsUnderAPrefix) {
+  auto server = make_server(multipart_mode());
+  server->add_rule({.method = "PUT", .fault = Fault::status_error(403)});
+  server->add_rule({.method = "DELETE", .fault = Fault::status_error(403)});
+  s3::S3Client s3 = client({server->endpoint()});
+  const std::vector<std::byte> body = testing::make_pattern(2 * kPartBytes, 10);
+  for (const char* key : {"a/1", "a/2", "b/3"}) EXPECT_THROW(s3.put_multipart(kBucket, key, body), Error);
+  server->clear_rules();
+  const std::vector<s3::MultipartUploadInfo> under_a = s3.list_multipart_uploads(kBucket, "a/");
+  ASSERT_EQ(under_a.size(), 2u);
+  EXPECT_EQ(under_a[0].key, "a/1");
+  EXPECT_EQ(under_a[0].upload_id, "rf-upload-1");
+  EXPECT_EQ(under_a[1].key, "a/2");
+  for (const s3::MultipartUploadInfo& upload : under_a) s3.abort_multipart_upload(kBucket, upload.key, upload.upload_id);
+  EXPECT_EQ(server->open_upload_ids(), std::vector<std::string>{"rf-upload-3"});
+  try {
+    s3.abort_multipart_upload(kBucket, "a/1", "rf-upload-1");
+    FAIL() << "aborting an aborted upload succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.s3_code(), "NoSuchUpload") << e.what();
+  }
 }
 
 // ---- ETag pinning ---------------------------------------------------------------------------------------------
