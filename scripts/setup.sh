@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   libcurl4-openssl-dev nginx-light python3-botocore gnuplot-nox ca-certificates
   python3-dev pybind11-dev python3-numpy python3-pytest python3-torch python3-boto3
+  clang-14 libclang-rt-14-dev
 )
 # Node.js and npm for s3rver: use the machine's own if it has one, else Debian's.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
