@@ -26,8 +26,8 @@ constexpr uint64_t kSeed = 31;
 constexpr uint64_t kFileBytes = 700 * kMiB;
 constexpr uint64_t kPeakLimit = 200 * kMiB;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;  // shadow memory and quarantine inflate the resident set
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;  // shadow memory (and ASan's quarantine) inflate the resident set
 #else
 constexpr bool kSanitized = false;
 #endif

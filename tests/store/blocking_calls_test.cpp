@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -109,15 +110,20 @@ TEST_F(BlockingCallsTest, DroppingABatchFromItsOwnCallbackStopsDeliveryAndReturn
     Plan plan;
     for (int i = 0; i < 64; ++i) plan.add("blob.bin", uint64_t(i) * 256 * 1024, 1024);
     auto holder = std::make_shared<std::unique_ptr<FetchBatch>>();
+    std::mutex holder_mutex;  // the first callback may run before fetch() has returned and the batch is stored
     std::atomic<int> delivered{0};
     std::promise<void> dropped;
     bounded(std::chrono::seconds(60), [&] {
-      *holder = std::make_unique<FetchBatch>(store.fetch(plan, [&, holder](const ItemView&) {
-        if (++delivered == 1) {
-          holder->reset();  // the batch, destroyed on an engine thread, from its own callback
-          dropped.set_value();
-        }
-      }));
+      {
+        std::lock_guard lock(holder_mutex);
+        *holder = std::make_unique<FetchBatch>(store.fetch(plan, [&, holder](const ItemView&) {
+          if (++delivered == 1) {
+            std::lock_guard held(holder_mutex);
+            holder->reset();  // the batch, destroyed on an engine thread, from its own callback
+            dropped.set_value();
+          }
+        }));
+      }
       dropped.get_future().wait();
     });
     // The engine stays usable and no further callback of the dropped batch runs once it is gone.
