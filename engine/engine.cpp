@@ -205,8 +205,8 @@ void Engine::Impl::shutdown() {
   std::vector<std::shared_ptr<engine::ShutdownListener>> live;
   {
     std::lock_guard lock(listeners_mutex);
-    for (auto& weak : listeners)
-      if (auto l = weak.lock()) live.push_back(std::move(l));
+    for (const ListenerEntry& entry : listeners)
+      if (auto l = entry.listener.lock()) live.push_back(std::move(l));
   }
   for (auto& l : live) l->on_engine_stopping();
   // Ask every worker to stop before joining any: each drains its own work, and work finishing on one may need
@@ -219,31 +219,13 @@ void Engine::Impl::shutdown() {
 void Engine::Impl::add_listener(const std::shared_ptr<engine::ShutdownListener>& listener) {
   std::lock_guard lock(listeners_mutex);
   // Drop entries of operations that ended without removing themselves (bounded growth).
-  for (size_t i = 0; i < listeners.size();) {
-    if (listeners[i].expired()) {
-      listeners[i] = std::move(listeners.back());
-      listeners.pop_back();
-      listener_keys[i] = listener_keys.back();
-      listener_keys.pop_back();
-    } else {
-      ++i;
-    }
-  }
-  listeners.push_back(listener);
-  listener_keys.push_back(listener.get());
+  std::erase_if(listeners, [](const ListenerEntry& entry) { return entry.listener.expired(); });
+  listeners.push_back({listener, listener.get()});
 }
 
 void Engine::Impl::remove_listener(const engine::ShutdownListener* listener) {
   std::lock_guard lock(listeners_mutex);
-  for (size_t i = 0; i < listener_keys.size(); ++i) {
-    if (listener_keys[i] == listener) {
-      listeners[i] = std::move(listeners.back());
-      listeners.pop_back();
-      listener_keys[i] = listener_keys.back();
-      listener_keys.pop_back();
-      return;
-    }
-  }
+  std::erase_if(listeners, [&](const ListenerEntry& entry) { return entry.key == listener; });
 }
 
 int32_t Engine::Impl::reserve_slot() {

@@ -98,8 +98,11 @@ struct Engine::Impl final : engine::ChunkRegistrar {
   std::vector<std::pair<std::byte*, size_t>> scratch_mappings;
 
   std::mutex listeners_mutex;
-  std::vector<std::weak_ptr<engine::ShutdownListener>> listeners;
-  std::vector<const engine::ShutdownListener*> listener_keys;  // parallel to listeners, for removal
+  struct ListenerEntry {
+    std::weak_ptr<engine::ShutdownListener> listener;
+    const engine::ShutdownListener* key;  // for removal by a listener that is being destroyed (weak_ptr expired)
+  };
+  std::vector<ListenerEntry> listeners;
 };
 
 namespace detail {
