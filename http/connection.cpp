@@ -12,30 +12,6 @@
 
 namespace ringfetch::http {
 
-Status resolve_endpoint(Endpoint* endpoint) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port = std::to_string(endpoint->port);
-  const int rc = getaddrinfo(endpoint->host.c_str(), port.c_str(), &hints, &found);
-  if (rc != 0) {
-    return Status(ErrorKind::kNetwork, "cannot resolve host '" + endpoint->host + "': " + gai_strerror(rc));
-  }
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    sockaddr_storage storage{};
-    std::memcpy(&storage, a->ai_addr, a->ai_addrlen);
-    endpoint->addresses.push_back(storage);
-    endpoint->address_lengths.push_back(a->ai_addrlen);
-  }
-  freeaddrinfo(found);
-  if (endpoint->addresses.empty()) {
-    return Status(ErrorKind::kNetwork, "host '" + endpoint->host + "' has no addresses");
-  }
-  return {};
-}
-
 Connection::Connection(engine::Worker& worker, const Endpoint& endpoint, std::shared_ptr<TlsContext> tls,
                        engine::StatsCounters& counters)
     : worker_(worker), endpoint_(endpoint), counters_(counters), tls_context_(std::move(tls)) {
@@ -57,11 +33,11 @@ void Connection::cancel() {
   for (engine::Completion* c : {&connect_op_, &send_op_, &recv_op_}) worker_.loop().cancel(c);
 }
 
-void Connection::connect(ConnectionUser* user, uint64_t timeout_ns) {
+void Connection::connect(ConnectionUser* user, const Address& address, uint64_t timeout_ns) {
   user_ = user;
   timeout_ns_ = timeout_ns;
-  const sockaddr_storage& address = endpoint_.addresses.front();
-  fd_ = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  address_ = address;
+  fd_ = socket(address.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     finish_connect(Status(ErrorKind::kNetwork, std::string("socket() failed: ") + strerror(errno)));
     return;
@@ -71,8 +47,8 @@ void Connection::connect(ConnectionUser* user, uint64_t timeout_ns) {
   counters_.add(counters_.connections_opened, 1);
   connect_op_.op = engine::Completion::Op::kConnect;
   connect_op_.fd = fd_;
-  connect_op_.addr = address;
-  connect_op_.addr_len = endpoint_.address_lengths.front();
+  connect_op_.addr = address.storage;
+  connect_op_.addr_len = address.length;
   connect_op_.timeout_ns = timeout_ns;
   pending_ = Pending::kConnect;
   worker_.loop().submit(&connect_op_);
@@ -89,7 +65,8 @@ void Connection::on_connect_done(engine::Completion* c) {
   const std::string where = self->endpoint_.host_header;
   if (c->result < 0) {
     const ErrorKind kind = c->result == -ETIMEDOUT ? ErrorKind::kTimeout : ErrorKind::kNetwork;
-    self->finish_connect(Status(kind, "connect to " + where + " failed: " + strerror(-c->result)));
+    self->finish_connect(Status(kind, "connect to " + where + " (" + self->address_.text() + ") failed: " +
+                                          strerror(-c->result)));
     return;
   }
   if (!self->tls_context_) {

@@ -15,6 +15,7 @@
 
 #include "engine/engine_impl.hpp"
 #include "engine/worker.hpp"
+#include "http/resolver.hpp"
 #include "http/tls_session.hpp"
 #include "ringfetch/error.hpp"
 
@@ -26,12 +27,7 @@ struct Endpoint {
   bool tls = false;
   bool ip_literal = false;
   std::string host_header;  // Host field value
-  std::vector<sockaddr_storage> addresses;  // resolved once
-  std::vector<socklen_t> address_lengths;
 };
-
-// Resolves endpoint.host (getaddrinfo, on the calling thread). Errors name host and cause.
-Status resolve_endpoint(Endpoint* endpoint);
 
 class ConnectionUser {
  public:
@@ -54,7 +50,9 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void connect(ConnectionUser* user, uint64_t timeout_ns);
+  // Connects to `address` (one of the endpoint's; see AddressBook).
+  void connect(ConnectionUser* user, const Address& address, uint64_t timeout_ns);
+  const Address& address() const noexcept { return address_; }
   // Sends all of `head` (copied) and then all of `body` (borrowed: it must stay valid until on_sent; plaintext
   // goes out straight from it, TLS encrypts it).
   void send(ConnectionUser* user, std::string_view head, std::span<const std::byte> body = {});
@@ -92,6 +90,7 @@ class Connection {
   Pending after_flush_ = Pending::kNone;
   ConnectionUser* user_ = nullptr;
   uint64_t timeout_ns_ = 0;
+  Address address_;
 
   engine::Completion connect_op_;
   engine::Completion send_op_;

@@ -1,107 +1,61 @@
-// HttpClient: runs HTTP/1.1 calls over per-worker keep-alive connection pools, with timeouts, retries (backoff
-// with jitter, resuming a ranged body from the byte it reached) and a retry budget. A call's response body lands
-// either in destination pieces (ranged GETs: READ_FIXED into registered memory) or, bounded, in a string
-// (error documents, XML, small bodies). Layers above add signing and response checks through hooks.
+// HttpClient: one HTTP endpoint (scheme, host, port) — its addresses (AddressBook: resolved off the rings, spread
+// over, cooled down on failure), its TLS context, and per-worker pools of keep-alive connections with a wait queue.
+// It is also the Router of a single-endpoint source (http://); the S3 layer routes over several of them.
 #pragma once
 
-#include <cstdint>
-#include <functional>
 #include <memory>
-#include <optional>
-#include <span>
 #include <string>
 #include <vector>
 
-#include "engine/engine_impl.hpp"
-#include "engine/source.hpp"
+#include "http/call.hpp"
 #include "http/connection.hpp"
-#include "http/request_writer.hpp"
-#include "http/response_head_parser.hpp"
+#include "http/resolver.hpp"
 #include "ringfetch/options.hpp"
 
 namespace ringfetch::http {
 
-struct HttpCall {
-  static constexpr size_t kDefaultTextLimit = 1 << 20;
-
-  // Request
-  std::string method = "GET";
-  std::string path = "/";  // percent-encoded origin-form path
-  std::string query;
-  std::vector<RequestField> fields;
-  std::optional<ByteRange> range;    // a ranged GET: 206 must carry exactly this (remaining) range
-  std::span<const std::byte> body;   // request body (sent with Content-Length)
-  bool send_content_length = false;  // Content-Length even for an empty body (PUT of zero bytes)
-
-  // Response body destination: pieces for a successful ranged GET, else the bounded string `text`.
-  std::vector<engine::ReadPiece> pieces;
-  size_t text_limit = kDefaultTextLimit;
-
-  // Hooks (optional). decorate runs before every attempt (e.g. SigV4); check_head sees every response head and
-  // may refuse it (e.g. ETag changed); error_for_status turns a non-2xx response into a Status (e.g. S3 XML);
-  // retryable_status says which statuses are worth another attempt.
-  std::function<Status(RequestHead&)> decorate;
-  std::function<Status(const ResponseHead&)> check_head;
-  std::function<Status(const ResponseHead&, const std::string& body, const std::string& what)> error_for_status;
-  std::function<bool(const ResponseHead&, const std::string& body)> retryable_status;
-
-  // Completion: called once, on the worker thread. The call may be destroyed inside it.
-  std::function<void(const Status&)> done;
-
-  // How messages name the call ("GET s3://bucket/key"); default: method and URL. The range is appended.
-  std::string display;
-
-  // Results
-  std::string what;      // the full description, built only when a message needs it (see describe())
-  ResponseHead response;  // head of the final response
-  std::string text;       // body of a non-piece response
-  unsigned attempts = 0;
-
-  void* exchange = nullptr;  // the client's state while the call runs (worker thread only)
-  bool keep_response = true;  // copy the final head into `response` (ranged GETs into pieces do not need it)
-
-  // "GET http://host/path bytes a-b": `what` when built, else from display (or method and path) and the range.
-  std::string describe() const;
-};
-
-class HttpClient {
+class HttpClient final : public Router {
  public:
-  HttpClient(Engine::Impl& engine, Endpoint endpoint, HttpOptions options, std::shared_ptr<TlsContext> tls);
-  ~HttpClient();  // closes idle connections on their workers
+  // Resolves the endpoint's host on the calling thread (not an engine thread). Errors name the host.
+  static Status create(Engine::Impl& engine, Endpoint endpoint, HttpOptions options, std::shared_ptr<TlsContext> tls,
+                       std::unique_ptr<HttpClient>* out);
+  ~HttpClient() override;  // hands idle connections to their workers to close
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Starts `call` on `worker` (must be called on that worker's thread).
-  void start(engine::Worker& worker, HttpCall* call);
-  // Cancels a running call (worker thread only): it completes soon with kCancelled. No-op once it has completed.
-  static void cancel(HttpCall* call);
-  // Runs `call` to completion from a thread that is not an engine thread; returns its status.
-  Status execute(HttpCall& call);
+  // Pool (worker thread only). acquire grants a connection (idle, or new while under the per-worker limit) to the
+  // attempt at once, or queues it; release keeps the connection for the next attempt (or closes it) and serves the
+  // queue; withdraw takes a queued attempt out.
+  void acquire(engine::Worker& worker, Attempt* attempt);
+  void release(engine::Worker& worker, std::unique_ptr<Connection> connection, bool keep);
+  void withdraw(engine::Worker& worker, Attempt* attempt);
+  // Closes the worker's idle connections (after one turned out closed by the server while it sat idle).
+  void drop_idle(engine::Worker& worker);
+
+  Route route(uint64_t) override { return {this, 0}; }
+  const HttpOptions& options() const override { return options_; }
+  Engine::Impl& engine() const override { return engine_; }
 
   const Endpoint& endpoint() const noexcept { return endpoint_; }
-  const HttpOptions& options() const noexcept { return options_; }
-  Engine::Impl& engine() const noexcept { return engine_; }
+  AddressBook& addresses() const noexcept { return *addresses_; }
   std::string url_for(const std::string& path) const;
 
-  // Pool internals, used by the exchange (worker thread only).
-  struct Pool;
-  Pool& pool(const engine::Worker& worker) { return *pools_[worker.id()]; }
-  unsigned connections_per_worker() const noexcept { return per_worker_; }
-  TlsContext* tls() const noexcept { return tls_.get(); }
-  std::shared_ptr<TlsContext> tls_shared() const noexcept { return tls_; }
-
  private:
+  struct Pool;
+  HttpClient(Engine::Impl& engine, Endpoint endpoint, HttpOptions options, std::shared_ptr<TlsContext> tls,
+             std::shared_ptr<AddressBook> addresses);
+
   Engine::Impl& engine_;
   Endpoint endpoint_;
   HttpOptions options_;
   std::shared_ptr<TlsContext> tls_;
+  std::shared_ptr<AddressBook> addresses_;
   unsigned per_worker_ = 1;
   std::vector<std::shared_ptr<Pool>> pools_;
 };
 
-// Default classification used when a call has no hook: 5xx and 429 are worth retrying.
-bool is_retryable_http_status(int status);
-// The default error for a non-2xx response: kHttpStatus, "<what>: HTTP <status> <reason>: <start of body>".
-Status status_error(const ResponseHead& head, const std::string& body, const std::string& what);
+// The endpoint of a URL's host and port; the host is not resolved here.
+Endpoint endpoint_for(const std::string& scheme, const std::string& host, uint16_t port, bool ipv6_literal,
+                      std::string host_header);
 
 }  // namespace ringfetch::http

@@ -1,10 +1,7 @@
-// HttpSource: the http:// and https:// source. A fetch's requests become ranged GETs on the HttpClient; the
-// first response's ETag is pinned and every later response is compared with it (and sent as If-Match), so an
-// object replaced mid-read is an error, never mixed bytes.
+// HttpSource: the http:// and https:// source. Ranged GETs (http/ranged_get.hpp) on one endpoint's HttpClient.
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "engine/source.hpp"
@@ -12,27 +9,6 @@
 #include "http/http_client.hpp"
 
 namespace ringfetch::http {
-
-class HttpObject final : public engine::SourceObject {
- public:
-  std::string path;  // percent-encoded request path
-  // Compares `etag` with the pinned one, pinning it if none is; kIntegrity when it differs.
-  Status check_etag(const std::string& etag);
-  std::string pinned_etag();
-
- private:
-  std::mutex mutex_;
-  std::string etag_;
-};
-
-// A ranged GET of task's bytes of `object` into its pieces, pinning and checking the ETag; done() completes the
-// task and frees the call. Layers above add signing and their own error parsing to the returned call.
-HttpCall* make_ranged_get(HttpObject* object, engine::ReadTask* task);
-// Maps 412 (object changed) and 416 (past the end) of a ranged GET to clear errors; other statuses -> otherwise.
-Status ranged_get_error(const ResponseHead& head, const std::string& body, const std::string& what, Status otherwise);
-
-// Percent-encodes a key for a URL path: unreserved characters and '/' stay, everything else becomes %XX.
-std::string encode_path(std::string_view key);
 
 class HttpSource final : public engine::Source {
  public:

@@ -6,6 +6,7 @@
 
 #include <charconv>
 
+#include "s3/s3_errors.hpp"
 #include "s3/s3_service.hpp"
 #include "s3/xml_document.hpp"
 
@@ -17,7 +18,7 @@ constexpr uint64_t kMaxParts = 10000;
 
 void check(const Status& status) { status.check(); }
 
-XmlDocument parse_answer(const http::HttpCall& call, const char* expected_root) {
+XmlDocument parse_answer(const S3Call& call, const char* expected_root) {
   XmlDocument doc;
   Status parsed = XmlDocument::parse(call.text, &doc);
   if (!parsed.ok()) throw Error(ErrorKind::kIntegrity, call.describe() + ": " + parsed.message());
@@ -44,7 +45,7 @@ std::string content_md5(std::string_view body) {
 
 // A listing's <Size>: decimal digits only (no sign, no blanks) that fit 64 bits, else an integrity error naming the
 // key; a size read wrongly would make every later range of that object wrong.
-uint64_t parse_size(const http::HttpCall& call, const std::string& key, const std::string& text) {
+uint64_t parse_size(const S3Call& call, const std::string& key, const std::string& text) {
   uint64_t size = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), size);
   const bool digits_only = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
@@ -75,8 +76,8 @@ const std::string& S3Client::region() const { return service_->config().region; 
 std::vector<uint64_t> S3Client::requests_per_endpoint() const { return service_->requests_per_endpoint(); }
 
 ObjectInfo S3Client::head(std::string_view bucket, std::string_view key) {
-  http::HttpCall call;
-  call.method = "HEAD";
+  S3Call call;
+  call.request.method = "HEAD";
   service_->prepare(call, std::string(bucket), std::string(key), {});
   check(service_->execute(call, std::string(bucket)));
   ObjectInfo info;
@@ -88,10 +89,10 @@ ObjectInfo S3Client::head(std::string_view bucket, std::string_view key) {
 }
 
 std::string S3Client::put(std::string_view bucket, std::string_view key, std::span<const std::byte> body) {
-  http::HttpCall call;
-  call.method = "PUT";
-  call.body = body;
-  call.send_content_length = true;
+  S3Call call;
+  call.request.method = "PUT";
+  call.request.body = body;
+  call.request.send_content_length = true;
   service_->prepare(call, std::string(bucket), std::string(key), {}, sha256_hex(body));
   check(service_->execute(call, std::string(bucket)));
   return call.response.etag;
@@ -121,16 +122,16 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
   const auto cancelled = [&control] { return control.cancel != nullptr && control.cancel->load(); };
   const std::string target = "s3://" + bucket + "/" + key;
   if (cancelled()) throw Error(ErrorKind::kCancelled, "upload to " + target + " cancelled before it started");
-  http::HttpCall create;
-  create.method = "POST";
+  S3Call create;
+  create.request.method = "POST";
   service_->prepare(create, bucket, key, {{"uploads", ""}});
   check(service_->execute(create, bucket));
   const std::string upload_id = parse_answer(create, "InitiateMultipartUploadResult").root()->child_text("UploadId");
   if (upload_id.empty()) throw Error(ErrorKind::kIntegrity, create.describe() + ": no UploadId in the answer");
 
   const auto abort_upload = [&]() -> Status {
-    http::HttpCall abort;
-    abort.method = "DELETE";
+    S3Call abort;
+    abort.request.method = "DELETE";
     service_->prepare(abort, bucket, key, {{"uploadId", upload_id}});
     return service_->execute(abort, bucket);
   };
@@ -148,22 +149,22 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
     cancel_abort = abort_upload();
     aborted_on_cancel = true;
   };
-  hooks.on_done = [&](const http::HttpCall& call, const Status& status) {
+  hooks.on_done = [&](const http::Call& call, const Status& status) {
     if (!status.ok()) return;
     parts_done.fetch_add(1);
-    const uint64_t done = bytes_done.fetch_add(call.body.size()) + call.body.size();
+    const uint64_t done = bytes_done.fetch_add(call.request.body.size()) + call.request.body.size();
     if (control.on_progress) control.on_progress(done);
   };
   try {
-    std::vector<std::unique_ptr<http::HttpCall>> calls;
-    std::vector<http::HttpCall*> raw;
+    std::vector<std::unique_ptr<S3Call>> calls;
+    std::vector<S3Call*> raw;
     for (uint64_t i = 0; i < parts; ++i) {
-      auto call = std::make_unique<http::HttpCall>();
-      call->method = "PUT";
-      call->body = body.subspan(i * part_size, std::min<uint64_t>(part_size, body.size() - i * part_size));
-      call->send_content_length = true;
+      auto call = std::make_unique<S3Call>();
+      call->request.method = "PUT";
+      call->request.body = body.subspan(i * part_size, std::min<uint64_t>(part_size, body.size() - i * part_size));
+      call->request.send_content_length = true;
       service_->prepare(*call, bucket, key, {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}},
-                        sha256_hex(call->body));
+                        sha256_hex(call->request.body));
       raw.push_back(call.get());
       calls.push_back(std::move(call));
     }
@@ -175,9 +176,9 @@ UploadStats S3Client::put_multipart(std::string_view bucket_view, std::string_vi
                        xml_escape(calls[i]->response.etag) + "</ETag></Part>";
     }
     complete_body += "</CompleteMultipartUpload>";
-    http::HttpCall complete;
-    complete.method = "POST";
-    complete.body = as_bytes(complete_body);
+    S3Call complete;
+    complete.request.method = "POST";
+    complete.request.body = as_bytes(complete_body);
     service_->prepare(complete, bucket, key, {{"uploadId", upload_id}}, sha256_hex(complete_body));
     check(service_->execute(complete, bucket));
     const std::string etag =
@@ -210,8 +211,8 @@ std::vector<MultipartUploadInfo> S3Client::list_multipart_uploads(std::string_vi
     QueryParams query{{"uploads", ""}, {"prefix", std::string(prefix)}};
     if (!key_marker.empty()) query.emplace_back("key-marker", key_marker);
     if (!id_marker.empty()) query.emplace_back("upload-id-marker", id_marker);
-    http::HttpCall call;
-    call.method = "GET";
+    S3Call call;
+    call.request.method = "GET";
     service_->prepare(call, bucket, "", std::move(query));
     check(service_->execute(call, bucket));
     const XmlDocument doc = parse_answer(call, "ListMultipartUploadsResult");
@@ -230,8 +231,8 @@ std::vector<MultipartUploadInfo> S3Client::list_multipart_uploads(std::string_vi
 }
 
 void S3Client::abort_multipart_upload(std::string_view bucket, std::string_view key, std::string_view upload_id) {
-  http::HttpCall call;
-  call.method = "DELETE";
+  S3Call call;
+  call.request.method = "DELETE";
   service_->prepare(call, std::string(bucket), std::string(key), {{"uploadId", std::string(upload_id)}});
   check(service_->execute(call, std::string(bucket)));
 }
@@ -241,8 +242,8 @@ ListPage S3Client::list_page(std::string_view bucket, std::string_view prefix, s
   QueryParams query{{"list-type", "2"}, {"max-keys", std::to_string(max_keys)}, {"prefix", std::string(prefix)}};
   if (!token.empty()) query.emplace_back("continuation-token", std::string(token));
   if (!delimiter.empty()) query.emplace_back("delimiter", std::string(delimiter));
-  http::HttpCall call;
-  call.method = "GET";
+  S3Call call;
+  call.request.method = "GET";
   service_->prepare(call, std::string(bucket), "", std::move(query));
   check(service_->execute(call, std::string(bucket)));
   XmlDocument doc = parse_answer(call, "ListBucketResult");
@@ -276,8 +277,8 @@ std::vector<ObjectInfo> S3Client::list(std::string_view bucket, std::string_view
 }
 
 void S3Client::remove(std::string_view bucket, std::string_view key) {
-  http::HttpCall call;
-  call.method = "DELETE";
+  S3Call call;
+  call.request.method = "DELETE";
   service_->prepare(call, std::string(bucket), std::string(key), {});
   check(service_->execute(call, std::string(bucket)));
 }
@@ -288,10 +289,10 @@ void S3Client::remove_many(std::string_view bucket, const std::vector<std::strin
     for (size_t i = start; i < std::min(keys.size(), start + kDeleteBatch); ++i)
       body += "<Object><Key>" + xml_escape(keys[i]) + "</Key></Object>";
     body += "</Delete>";
-    http::HttpCall call;
-    call.method = "POST";
-    call.body = as_bytes(body);
-    call.fields.push_back({"Content-MD5", content_md5(body)});
+    S3Call call;
+    call.request.method = "POST";
+    call.request.body = as_bytes(body);
+    call.request.fields.push_back({"Content-MD5", content_md5(body)});
     service_->prepare(call, std::string(bucket), "", {{"delete", ""}}, sha256_hex(body));
     check(service_->execute(call, std::string(bucket)));
     XmlDocument doc = parse_answer(call, "DeleteResult");
@@ -307,22 +308,22 @@ void S3Client::remove_many(std::string_view bucket, const std::vector<std::strin
 }
 
 void S3Client::create_bucket(std::string_view bucket) {
-  http::HttpCall call;
-  call.method = "PUT";
+  S3Call call;
+  call.request.method = "PUT";
   std::string body;
   if (service_->config().region != "us-east-1") {
     body = "<CreateBucketConfiguration><LocationConstraint>" + xml_escape(service_->config().region) +
            "</LocationConstraint></CreateBucketConfiguration>";
   }
-  call.body = as_bytes(body);
-  call.send_content_length = true;
+  call.request.body = as_bytes(body);
+  call.request.send_content_length = true;
   service_->prepare(call, std::string(bucket), "", {}, sha256_hex(body));
   check(service_->execute(call, std::string(bucket)));
 }
 
 void S3Client::delete_bucket(std::string_view bucket) {
-  http::HttpCall call;
-  call.method = "DELETE";
+  S3Call call;
+  call.request.method = "DELETE";
   service_->prepare(call, std::string(bucket), "", {});
   check(service_->execute(call, std::string(bucket)));
 }

@@ -1,54 +1,20 @@
 // S3Service implementation: configuration, endpoint choice (round-robin / random / least-outstanding, rank
-// pinning, cool-down of failing endpoints, fail-over of a call to another endpoint), SigV4 on every attempt, and S3
-// error documents as statuses.
+// pinning, cool-down of endpoints that fail on the network), routers per bucket, and the S3 request policy (SigV4
+// on every attempt, error documents read once).
 #include "s3/s3_service.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <functional>
 #include <future>
 
 #include "engine/url.hpp"
-#include "s3/xml_document.hpp"
+#include "s3/s3_errors.hpp"
 
 namespace ringfetch::s3 {
 namespace {
 
 constexpr uint64_t kNsPerMs = 1'000'000;
-
-std::string code_for_status(int status) {
-  switch (status) {
-    case 301: return "PermanentRedirect";
-    case 400: return "BadRequest";
-    case 403: return "AccessDenied";
-    case 404: return "NoSuchKey";
-    case 405: return "MethodNotAllowed";
-    case 409: return "Conflict";
-    case 412: return "PreconditionFailed";
-    case 416: return "InvalidRange";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    default: return "HTTP" + std::to_string(status);
-  }
-}
-
-struct ParsedError {
-  std::string code, message, request_id;
-};
-
-ParsedError parse_error(const http::ResponseHead& head, const std::string& body) {
-  ParsedError e;
-  XmlDocument doc;
-  if (!body.empty() && XmlDocument::parse(body, &doc).ok() && doc.root()->name == "Error") {
-    e.code = doc.root()->child_text("Code");
-    e.message = doc.root()->child_text("Message");
-    e.request_id = doc.root()->child_text("RequestId");
-  }
-  if (e.code.empty()) e.code = code_for_status(head.status);
-  if (e.request_id.empty()) {
-    if (auto id = head.find("x-amz-request-id")) e.request_id = std::string(*id);
-  }
-  return e;
-}
 
 int64_t rank_from(const EnvironmentLookup& env) {
   for (const char* name : {"OMPI_COMM_WORLD_RANK", "RANK", "SLURM_PROCID"}) {
@@ -62,36 +28,80 @@ int64_t rank_from(const EnvironmentLookup& env) {
   return -1;
 }
 
-bool network_failure(const Status& status) {
-  return status.kind() == ErrorKind::kNetwork || status.kind() == ErrorKind::kTimeout;
-}
+// The policy of every S3 request: SigV4 on each attempt (the date changes between attempts), S3's error document
+// read once per answer.
+class S3RequestPolicy final : public http::ResponsePolicy {
+ public:
+  S3RequestPolicy(const SigV4Signer* signer, std::string raw_path, QueryParams query, std::string payload)
+      : signer_(signer), raw_path_(std::move(raw_path)), query_(std::move(query)), payload_(std::move(payload)) {}
+
+  Status decorate(const http::Call&, http::RequestHead& head) const override {
+    SignableRequest request;
+    request.method = head.method;
+    request.host = head.host;
+    request.path = raw_path_;
+    request.query = query_;
+    for (const auto& field : head.fields) request.headers.emplace_back(field.name, field.value);
+    request.payload_sha256 = payload_;
+    signer_->sign(request, std::chrono::system_clock::now());
+    head.fields.resize(request.headers.size());
+    for (size_t i = 0; i < request.headers.size(); ++i) {
+      head.fields[i].name = std::move(request.headers[i].first);
+      head.fields[i].value = std::move(request.headers[i].second);
+    }
+    return {};
+  }
+
+  http::Judgement judge(const http::ResponseHead& head, std::string_view body, const std::string& what) const override {
+    const S3ErrorInfo error = parse_s3_error(head, body);
+    return {s3_status(error, head.reason(), what), error.retryable};
+  }
+
+ private:
+  const SigV4Signer* signer_;
+  std::string raw_path_;
+  QueryParams query_;
+  std::string payload_;
+};
 
 }  // namespace
-
-Status s3_error(const http::ResponseHead& head, const std::string& body, const std::string& what) {
-  const ParsedError e = parse_error(head, body);
-  std::string message = what + ": " + e.code + " (HTTP " + std::to_string(head.status) + ")";
-  if (!e.message.empty()) message += ": " + e.message;
-  if (!e.request_id.empty()) message += " [RequestId " + e.request_id + "]";
-  return Status(ErrorKind::kS3, message, head.status, e.code, e.request_id);
-}
-
-bool s3_retryable(const http::ResponseHead& head, const std::string& body) {
-  if (http::is_retryable_http_status(head.status)) return true;
-  const std::string code = parse_error(head, body).code;
-  return code == "SlowDown" || code == "RequestTimeout" || code == "InternalError" || code == "ServiceUnavailable";
-}
 
 struct S3Service::EndpointState {
   engine::Url url;
   std::string text;
   bool path_style = true;
   std::shared_ptr<http::TlsContext> tls;
-  std::mutex mutex;
-  std::map<std::string, std::unique_ptr<http::HttpClient>> clients;  // by bucket ("" for path style)
   std::atomic<uint64_t> outstanding{0};
   std::atomic<uint64_t> started{0};
   std::atomic<uint64_t> down_until_ns{0};
+};
+
+// A bucket's requests: one HttpClient per endpoint (for bucket.host in virtual-host style).
+class S3Service::BucketRouter final : public http::Router {
+ public:
+  explicit BucketRouter(S3Service& service) : service_(service) {}
+  std::vector<std::unique_ptr<http::HttpClient>> clients;
+
+  http::Route route(uint64_t avoid) override {
+    const uint32_t i = service_.pick_endpoint(avoid);
+    EndpointState& e = *service_.endpoints_[i];
+    e.outstanding.fetch_add(1);
+    e.started.fetch_add(1);
+    return {clients[i].get(), i};
+  }
+  void attempt_ended(const http::Route& route, bool network_failure) override {
+    EndpointState& e = *service_.endpoints_[route.endpoint];
+    e.outstanding.fetch_sub(1);
+    if (network_failure) {
+      e.down_until_ns.store(engine::monotonic_ns() + uint64_t{service_.options_.endpoint_cooldown_ms} * kNsPerMs);
+    }
+  }
+  uint32_t endpoint_count() const override { return static_cast<uint32_t>(clients.size()); }
+  const HttpOptions& options() const override { return service_.http_; }
+  Engine::Impl& engine() const override { return service_.engine_; }
+
+ private:
+  S3Service& service_;
 };
 
 Status S3Service::create(Engine::Impl& engine, const S3Options& options, const HttpOptions& http,
@@ -169,77 +179,84 @@ S3Service::S3Service(Engine::Impl& engine, S3Options options, HttpOptions http)
 
 S3Service::~S3Service() = default;
 
-http::HttpClient* S3Service::client_for(size_t index, const std::string& bucket, Status* status) {
-  EndpointState& e = *endpoints_[index];
-  const std::string key = e.path_style ? std::string() : bucket;
-  std::lock_guard lock(e.mutex);
-  auto it = e.clients.find(key);
-  if (it != e.clients.end()) return it->second.get();
-  http::Endpoint endpoint;
-  endpoint.host = e.path_style ? e.url.host : bucket + "." + e.url.host;
-  endpoint.port = e.url.port;
-  endpoint.tls = e.url.scheme == "https";
-  endpoint.ip_literal = e.url.ipv6_literal || e.url.host.find_first_not_of("0123456789.") == std::string::npos;
-  engine::Url host_url = e.url;
-  host_url.host = endpoint.host;
-  endpoint.host_header = host_url.host_header();
-  *status = http::resolve_endpoint(&endpoint);
-  // A client with no addresses must not be cached: every later call would connect to nothing.
-  if (!status->ok()) return nullptr;
-  auto client = std::make_unique<http::HttpClient>(engine_, std::move(endpoint), http_, e.tls);
-  http::HttpClient* ref = client.get();
-  e.clients.emplace(key, std::move(client));
-  return ref;
+Status S3Service::router(const std::string& bucket, std::shared_ptr<http::Router>* out) {
+  const std::string key = endpoints_.front()->path_style ? std::string() : bucket;
+  std::lock_guard lock(routers_mutex_);
+  if (auto it = routers_.find(key); it != routers_.end()) {
+    *out = it->second;
+    return {};
+  }
+  auto router = std::make_shared<BucketRouter>(*this);
+  for (const auto& e : endpoints_) {
+    engine::Url host_url = e->url;
+    if (!e->path_style) host_url.host = bucket + "." + e->url.host;
+    http::Endpoint endpoint =
+        http::endpoint_for(e->url.scheme, host_url.host, e->url.port, e->url.ipv6_literal, host_url.host_header());
+    std::unique_ptr<http::HttpClient> client;
+    // A router with an endpoint that does not resolve is not cached: the next call looks it up again.
+    if (Status status = http::HttpClient::create(engine_, std::move(endpoint), http_, e->tls, &client); !status.ok()) {
+      return status;
+    }
+    router->clients.push_back(std::move(client));
+  }
+  routers_.emplace(key, router);
+  *out = std::move(router);
+  return {};
 }
 
-void S3Service::prepare(http::HttpCall& call, const std::string& bucket, const std::string& key, QueryParams query,
-                        std::string payload_sha256) {
+std::string S3Service::raw_path(const std::string& bucket, const std::string& key) const {
   const EndpointState& first = *endpoints_.front();
   std::string prefix = first.url.path;  // "http://host/s3/" and "http://host/s3" both put requests under /s3/
   while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  std::string raw_path = prefix + (first.path_style ? "/" + bucket : std::string());
-  if (!key.empty() || !first.path_style) raw_path += "/" + key;
+  std::string path = prefix + (first.path_style ? "/" + bucket : std::string());
+  if (!key.empty() || !first.path_style) path += "/" + key;
+  return path;
+}
+
+std::shared_ptr<const http::ResponsePolicy> S3Service::signing(std::string raw_path, QueryParams query,
+                                                               std::string payload_sha256) const {
+  return std::make_shared<S3RequestPolicy>(signer_.get(), std::move(raw_path), std::move(query),
+                                           std::move(payload_sha256));
+}
+
+void S3Service::prepare(S3Call& call, const std::string& bucket, const std::string& key, QueryParams query,
+                        std::string payload_sha256) {
   SignableRequest shape;
-  shape.path = raw_path;
+  shape.path = raw_path(bucket, key);
   shape.query = query;
   const std::string target = request_target(shape);
   const size_t question = target.find('?');
-  call.path = target.substr(0, question);
-  call.query = question == std::string::npos ? std::string() : target.substr(question + 1);
-  call.display = call.method + " s3://" + bucket + "/" + key;
-  if (!query.empty()) call.display += "?" + call.query;
-  const SigV4Signer* signer = signer_.get();
-  call.decorate = [signer, raw_path, query = std::move(query), payload = std::move(payload_sha256)](
-                      http::RequestHead& head) -> Status {
-    SignableRequest request;
-    request.method = head.method;
-    request.host = head.host;
-    request.path = raw_path;
-    request.query = query;
-    for (const auto& field : head.fields) request.headers.emplace_back(field.name, field.value);
-    request.payload_sha256 = payload;
-    signer->sign(request, std::chrono::system_clock::now());
-    head.fields.clear();
-    for (auto& [name, value] : request.headers) head.fields.push_back({std::move(name), std::move(value)});
-    return {};
-  };
-  call.error_for_status = &s3_error;
-  call.retryable_status = &s3_retryable;
+  call.request.path = target.substr(0, question);
+  call.request.query = question == std::string::npos ? std::string() : target.substr(question + 1);
+  call.request.display = call.request.method + " s3://" + bucket + "/" + key;
+  if (!query.empty()) call.request.display += "?" + call.request.query;
+  call.signing = signing(std::move(shape.path), std::move(query), std::move(payload_sha256));
+  call.policy = call.signing.get();
 }
 
-size_t S3Service::pick_endpoint(const std::vector<size_t>& tried) {
+std::shared_ptr<const http::ResponsePolicy> S3Service::object_request(const std::string& bucket, const std::string& key,
+                                                                      std::string* path) {
+  SignableRequest shape;
+  shape.path = raw_path(bucket, key);
+  *path = request_target(shape);
+  return signing(std::move(shape.path), {}, std::string(kUnsignedPayload));
+}
+
+uint32_t S3Service::pick_endpoint(uint64_t avoid) {
   const size_t n = endpoints_.size();
   if (n == 1) return 0;
   const uint64_t now = engine::monotonic_ns();
-  std::vector<size_t> candidates;
-  for (size_t i = 0; i < n; ++i)
-    if (std::find(tried.begin(), tried.end(), i) == tried.end()) candidates.push_back(i);
-  std::vector<size_t> up;
-  for (size_t i : candidates)
+  std::vector<uint32_t> candidates;
+  for (uint32_t i = 0; i < n; ++i)
+    if ((avoid & (1ull << i)) == 0) candidates.push_back(i);
+  if (candidates.empty())
+    for (uint32_t i = 0; i < n; ++i) candidates.push_back(i);  // every one failed this call: any may work now
+  std::vector<uint32_t> up;
+  for (uint32_t i : candidates)
     if (endpoints_[i]->down_until_ns.load() <= now) up.push_back(i);
   if (up.empty()) up = candidates;  // all cooling down: try them anyway rather than fail
   if (rank_ >= 0) {
-    const size_t pinned = static_cast<size_t>(rank_) % n;
+    const auto pinned = static_cast<uint32_t>(static_cast<size_t>(rank_) % n);
     if (std::find(up.begin(), up.end(), pinned) != up.end()) return pinned;
   }
   switch (options_.policy) {
@@ -252,9 +269,9 @@ size_t S3Service::pick_endpoint(const std::vector<size_t>& tried) {
     case EndpointPolicy::kLeastOutstanding: {
       // Ties go round (as in nginx's least_conn); scanning from the front would send all light traffic to one.
       const size_t first = next_.fetch_add(1);
-      size_t best = up[first % up.size()];
+      uint32_t best = up[first % up.size()];
       for (size_t k = 1; k < up.size(); ++k) {
-        const size_t i = up[(first + k) % up.size()];
+        const uint32_t i = up[(first + k) % up.size()];
         if (endpoints_[i]->outstanding.load() < endpoints_[best]->outstanding.load()) best = i;
       }
       return best;
@@ -263,130 +280,86 @@ size_t S3Service::pick_endpoint(const std::vector<size_t>& tried) {
   return up.front();
 }
 
-// One call on its way through the endpoints: the caller's completion, where it runs now, where it has failed.
-struct S3Service::Route {
-  std::function<void(const Status&)> done;
-  std::string bucket;
-  size_t endpoint = 0;
-  std::vector<size_t> tried;
+Status S3Service::execute(S3Call& call, const std::string& bucket) {
+  std::shared_ptr<http::Router> router;
+  if (Status status = this->router(bucket, &router); !status.ok()) return status;
+  return call.run(*router);
+}
+
+namespace {
+
+// The calls of one execute_all. Completions start the next call themselves; the waiting thread returns once none
+// runs, and a completion touches the batch only while it counts as running (it notifies under the lock).
+struct CallBatch {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<S3Call*> calls;
+  http::Router* router = nullptr;
+  const std::atomic<bool>* cancel = nullptr;
+  const std::function<void(const http::Call&, const Status&)>* on_done = nullptr;
+  size_t next = 0;
+  size_t running = 0;
+  Status first_error;
+
+  bool cancelled() const { return cancel != nullptr && cancel->load(); }
+  // Under the lock: the next call to start, or nullptr when done, cancelled or after the first error.
+  S3Call* take() {
+    if (next >= calls.size() || !first_error.ok() || cancelled()) return nullptr;
+    ++running;
+    return calls[next++];
+  }
+  void launch(S3Call* call) {
+    call->done = &CallBatch::on_call_done;
+    call->done_context = this;
+    engine::Worker& worker = router->engine().pick_worker();
+    worker.post([this, &worker, call] { call->start(worker, *router); });
+  }
+  static void on_call_done(http::Call& call, void* context, const Status& status) {
+    auto* batch = static_cast<CallBatch*>(context);
+    if (*batch->on_done) (*batch->on_done)(call, status);
+    S3Call* next;
+    {
+      std::lock_guard lock(batch->mutex);
+      --batch->running;
+      // After a cancel, failures are its consequences (an aborted upload's parts answer NoSuchUpload).
+      if (!status.ok() && batch->first_error.ok() && !batch->cancelled()) batch->first_error = status;
+      next = batch->take();
+      if (next == nullptr) {
+        batch->changed.notify_all();
+        return;
+      }
+    }
+    batch->launch(next);
+  }
 };
 
-void S3Service::start(engine::Worker& worker, http::HttpCall* call, const std::string& bucket) {
-  auto route = std::make_shared<Route>();
-  route->done = std::move(call->done);
-  route->bucket = bucket;
-  // Installed once for the whole route, so a fail-over never replaces the function that is running.
-  call->done = [this, &worker, call, route](const Status& status) { on_endpoint_done(worker, call, route, status); };
-  dispatch(worker, call, *route);
-}
+}  // namespace
 
-void S3Service::dispatch(engine::Worker& worker, http::HttpCall* call, Route& route) {
-  route.endpoint = pick_endpoint(route.tried);
-  EndpointState& e = *endpoints_[route.endpoint];
-  e.outstanding.fetch_add(1);
-  e.started.fetch_add(1);
-  Status status;
-  http::HttpClient* client = client_for(route.endpoint, route.bucket, &status);
-  if (client == nullptr) {
-    call->done(status);
-    return;
-  }
-  client->start(worker, call);
-}
-
-void S3Service::on_endpoint_done(engine::Worker& worker, http::HttpCall* call, const std::shared_ptr<Route>& route,
-                                 const Status& status) {
-  EndpointState& e = *endpoints_[route->endpoint];
-  e.outstanding.fetch_sub(1);
-  if (!status.ok() && network_failure(status)) {
-    e.down_until_ns.store(engine::monotonic_ns() + uint64_t{options_.endpoint_cooldown_ms} * kNsPerMs);
-    route->tried.push_back(route->endpoint);
-    if (route->tried.size() < endpoints_.size()) {
-      dispatch(worker, call, *route);  // a fresh exchange; a ranged GET starts its range again
-      return;
-    }
-  }
-  // The caller's completion may destroy the call, and with it this route: run it from here.
-  std::function<void(const Status&)> done = std::move(route->done);
-  if (!status.ok() && route->tried.size() > 1) {
-    done(Status(status.kind(),
-                status.message() + " (every endpoint failed: " + std::to_string(route->tried.size()) + " tried)",
-                status.http_status(), status.s3_code(), status.request_id()));
-    return;
-  }
-  done(status);
-}
-
-Status S3Service::execute(http::HttpCall& call, const std::string& bucket) {
-  std::promise<Status> result;
-  call.done = [&result](const Status& status) { result.set_value(status); };
-  engine::Worker& worker = engine_.pick_worker();
-  worker.post([this, &worker, &call, &bucket] { start(worker, &call, bucket); });
-  return result.get_future().get();
-}
-
-Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel,
+Status S3Service::execute_all(std::vector<S3Call*>& calls, const std::string& bucket, unsigned parallel,
                               const ExecuteAllHooks& hooks) {
-  struct Shared {
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::vector<http::HttpCall*> calls;
-    std::string bucket;
-    const std::atomic<bool>* cancel = nullptr;
-    std::function<void(const http::HttpCall&, const Status&)> on_done;
-    size_t next = 0;
-    size_t running = 0;
-    Status first_error;
-    bool cancelled() const { return cancel != nullptr && cancel->load(); }
-    // Under the lock: the next call to start, or nullptr when done, cancelled or after the first error.
-    http::HttpCall* take() {
-      if (next >= calls.size() || !first_error.ok() || cancelled()) return nullptr;
-      ++running;
-      return calls[next++];
-    }
-  };
-  auto shared = std::make_shared<Shared>();
-  shared->calls = calls;
-  shared->bucket = bucket;
-  shared->cancel = hooks.cancel;
-  shared->on_done = hooks.on_done;
-  // Each completion starts the next call itself; nothing here refers to this stack frame once it returns.
-  auto run = std::make_shared<std::function<void(http::HttpCall*)>>();
-  *run = [this, shared, weak_run = std::weak_ptr<std::function<void(http::HttpCall*)>>(run)](http::HttpCall* call) {
-    call->done = [shared, weak_run, call](const Status& status) {
-      if (shared->on_done) shared->on_done(*call, status);
-      http::HttpCall* next;
-      {
-        std::lock_guard lock(shared->mutex);
-        --shared->running;
-        // After a cancel, failures are its consequences (an aborted upload's parts answer NoSuchUpload).
-        if (!status.ok() && shared->first_error.ok() && !shared->cancelled()) shared->first_error = status;
-        next = shared->take();
-      }
-      if (next != nullptr) {
-        if (auto again = weak_run.lock()) (*again)(next);
-      }
-      shared->changed.notify_all();
-    };
-    engine::Worker& worker = engine_.pick_worker();
-    worker.post([this, &worker, call, shared] { start(worker, call, shared->bucket); });
-  };
+  std::shared_ptr<http::Router> router;
+  if (Status status = this->router(bucket, &router); !status.ok()) return status;
+  CallBatch batch;
+  batch.calls = calls;
+  batch.router = router.get();
+  batch.cancel = hooks.cancel;
+  batch.on_done = &hooks.on_done;
   for (unsigned i = 0; i < std::max(1u, parallel); ++i) {
-    http::HttpCall* call;
+    S3Call* call;
     {
-      std::lock_guard lock(shared->mutex);
-      call = shared->take();
+      std::lock_guard lock(batch.mutex);
+      call = batch.take();
     }
     if (call == nullptr) break;
-    (*run)(call);
+    batch.launch(call);
   }
-  // A cancel flag has no way to wake this wait, so it is polled: kCancelPollMs is what a cancel may wait on top.
+  // A cancel flag has no way to wake this wait, so it is polled: kCancelPoll is what a cancel may wait on top.
   constexpr auto kCancelPoll = std::chrono::milliseconds(20);
   bool cancel_seen = false;
-  std::unique_lock lock(shared->mutex);
-  while (shared->running > 0) {
-    shared->changed.wait_for(lock, kCancelPoll);
-    if (!cancel_seen && shared->cancelled()) {
+  std::unique_lock lock(batch.mutex);
+  while (batch.running > 0) {
+    batch.changed.wait_for(lock, kCancelPoll);
+    if (!cancel_seen && batch.cancelled()) {
       cancel_seen = true;
       if (hooks.on_cancel) {
         lock.unlock();
@@ -395,11 +368,11 @@ Status S3Service::execute_all(std::vector<http::HttpCall*>& calls, const std::st
       }
     }
   }
-  if (shared->first_error.ok() && shared->cancelled()) {
-    return Status(ErrorKind::kCancelled, "cancelled after " + std::to_string(shared->next) + " of " +
-                                             std::to_string(shared->calls.size()) + " requests were started");
+  if (batch.first_error.ok() && batch.cancelled()) {
+    return Status(ErrorKind::kCancelled, "cancelled after " + std::to_string(batch.next) + " of " +
+                                             std::to_string(batch.calls.size()) + " requests were started");
   }
-  return shared->first_error;
+  return batch.first_error;
 }
 
 std::vector<uint64_t> S3Service::requests_per_endpoint() const {

@@ -1,6 +1,7 @@
-// S3Service: what every S3 operation shares — resolved configuration, the signer, the endpoint set with its
-// load-balancing policy and cool-downs, and the turning of (bucket, key, query) into a signed HttpCall whose
-// errors are S3's XML codes. Used by the s3:// source and by the public S3 client.
+// S3Service: what every S3 operation shares — resolved configuration, the signer, the endpoints with their
+// load-balancing policy and cool-downs, and the shape of a request for (bucket, key, query). A bucket's requests go
+// through its BucketRouter (an HttpClient per endpoint, resolved when the router is made, never on a ring); each
+// request carries an S3 policy that signs every attempt with SigV4 and reads S3's error documents once.
 #pragma once
 
 #include <atomic>
@@ -22,10 +23,11 @@ namespace ringfetch::s3 {
 
 using QueryParams = std::vector<std::pair<std::string, std::string>>;
 
-// S3's error document (or, for bodiless answers, the code implied by the status) as a Status of kind kS3.
-Status s3_error(const http::ResponseHead& head, const std::string& body, const std::string& what);
-// 5xx, 429, and the codes S3 documents as transient (SlowDown, RequestTimeout, InternalError, ...).
-bool s3_retryable(const http::ResponseHead& head, const std::string& body);
+// An S3 operation's call: the request and the signing policy it carries.
+class S3Call : public http::Call {
+ public:
+  std::shared_ptr<const http::ResponsePolicy> signing;
+};
 
 // Optional hooks of S3Service::execute_all. on_done sees each call's outcome from an engine thread. When *cancel
 // becomes true no further call is started and on_cancel runs once on the calling thread while the calls in flight
@@ -34,7 +36,7 @@ bool s3_retryable(const http::ResponseHead& head, const std::string& body);
 struct ExecuteAllHooks {
   const std::atomic<bool>* cancel = nullptr;
   std::function<void()> on_cancel;
-  std::function<void(const http::HttpCall&, const Status&)> on_done;
+  std::function<void(const http::Call&, const Status&)> on_done;
 };
 
 class S3Service {
@@ -43,39 +45,39 @@ class S3Service {
                        std::shared_ptr<S3Service>* out);
   ~S3Service();
 
-  // Fills path, query, signing and S3 error handling of `call` for bucket/key (key may be empty).
-  // payload_sha256: hex digest of the body, or kUnsignedPayload.
-  void prepare(http::HttpCall& call, const std::string& bucket, const std::string& key, QueryParams query,
-               std::string payload_sha256 = std::string(kUnsignedPayload));
+  // The router of `bucket`'s requests (made, and its hosts resolved, on first use: from a non-engine thread).
+  Status router(const std::string& bucket, std::shared_ptr<http::Router>* out);
 
-  // Runs a prepared call: picks an endpoint by policy, accounts for it, marks it down on network failure
-  // (refused, reset, timed out once its attempts there are spent) and then moves the call to an endpoint it has not
-  // tried yet, so one dead endpoint among several does not fail the call. S3 error answers never move a call.
-  void start(engine::Worker& worker, http::HttpCall* call, const std::string& bucket);
-  Status execute(http::HttpCall& call, const std::string& bucket);
+  // Fills path, query, display and the signing policy of `call` for bucket/key (key may be empty).
+  // payload_sha256: hex digest of the body, or kUnsignedPayload.
+  void prepare(S3Call& call, const std::string& bucket, const std::string& key, QueryParams query,
+               std::string payload_sha256 = std::string(kUnsignedPayload));
+  // The same for an object read by ranged GETs: its path and the policy every GET of it carries.
+  std::shared_ptr<const http::ResponsePolicy> object_request(const std::string& bucket, const std::string& key,
+                                                             std::string* path);
+
+  Status execute(S3Call& call, const std::string& bucket);
   // Runs prepared calls with at most `parallel` in flight (from a non-engine thread); returns the first error.
-  // See ExecuteAllHooks.
-  Status execute_all(std::vector<http::HttpCall*>& calls, const std::string& bucket, unsigned parallel,
+  Status execute_all(std::vector<S3Call*>& calls, const std::string& bucket, unsigned parallel,
                      const ExecuteAllHooks& hooks = {});
 
   const AwsConfig& config() const noexcept { return config_; }
   const S3Options& options() const noexcept { return options_; }
   Engine::Impl& engine() const noexcept { return engine_; }
   size_t endpoint_count() const noexcept { return endpoints_.size(); }
-  // Requests started per endpoint so far (for tests and stats).
+  // Attempts started per endpoint so far (for tests and stats).
   std::vector<uint64_t> requests_per_endpoint() const;
 
  private:
   struct EndpointState;
-  struct Route;
+  class BucketRouter;
   S3Service(Engine::Impl& engine, S3Options options, HttpOptions http);
-  // By policy among the endpoints not in `tried`, preferring those not cooling down.
-  size_t pick_endpoint(const std::vector<size_t>& tried);
-  // nullptr (and *status) when the endpoint's host does not resolve; a failed resolution is not cached.
-  http::HttpClient* client_for(size_t endpoint, const std::string& bucket, Status* status);
-  void dispatch(engine::Worker& worker, http::HttpCall* call, Route& route);
-  void on_endpoint_done(engine::Worker& worker, http::HttpCall* call, const std::shared_ptr<Route>& route,
-                        const Status& status);
+  // Request path (as signed, not encoded) of bucket/key under the endpoints' common path.
+  std::string raw_path(const std::string& bucket, const std::string& key) const;
+  std::shared_ptr<const http::ResponsePolicy> signing(std::string raw_path, QueryParams query,
+                                                      std::string payload_sha256) const;
+  // By policy among the endpoints not in `avoid`, preferring those not cooling down.
+  uint32_t pick_endpoint(uint64_t avoid);
 
   Engine::Impl& engine_;
   S3Options options_;
@@ -83,6 +85,8 @@ class S3Service {
   AwsConfig config_;
   std::unique_ptr<SigV4Signer> signer_;
   std::vector<std::unique_ptr<EndpointState>> endpoints_;
+  std::mutex routers_mutex_;
+  std::map<std::string, std::shared_ptr<BucketRouter>> routers_;  // by bucket ("" for path style)
   std::atomic<uint64_t> next_{0};
   std::mutex random_mutex_;
   std::minstd_rand random_{std::random_device{}()};

@@ -20,6 +20,10 @@ struct HttpOptions {
   unsigned max_attempts = 5;               // per request, the first try included
   uint32_t backoff_base_ms = 20;           // exponential backoff with full jitter
   uint32_t backoff_max_ms = 2000;
+  // A connection whose answer arrives slower than this (bytes per second, measured over windows of slow_grace_ms
+  // once the head is in) is abandoned and its range resumed on another connection. 0 turns the watch off.
+  uint64_t min_throughput_bytes_per_s = 8192;
+  uint32_t slow_grace_ms = 5000;
   bool verify_tls = true;                  // false: no certificate checks (warned once on stderr)
   std::string ca_file;                     // PEM bundle; default: SSL_CERT_FILE, AWS_CA_BUNDLE, then the system store
   std::vector<std::pair<std::string, std::string>> headers;  // added to every request

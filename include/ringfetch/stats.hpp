@@ -27,6 +27,7 @@ struct Stats {
   uint64_t connections_opened = 0;  // TCP connections made (keep-alive reuse keeps this low)
   uint64_t tls_handshakes = 0;      // full or resumed TLS handshakes completed
   uint64_t tls_resumptions = 0;     // handshakes that resumed an earlier session
+  uint64_t slow_connections = 0;    // connections abandoned for answering under HttpOptions::min_throughput_bytes_per_s
   std::string backend;             // "io_uring" or "epoll"
   bool buffers_registered = false;  // arena registered with the kernel (READ_FIXED in use)
   std::string fallback_reason;     // why io_uring or registration is not in use; empty when both are

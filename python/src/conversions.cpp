@@ -212,6 +212,7 @@ py::dict stats_dict(const Stats& s) {
   d["connections_opened"] = s.connections_opened;
   d["tls_handshakes"] = s.tls_handshakes;
   d["tls_resumptions"] = s.tls_resumptions;
+  d["slow_connections"] = s.slow_connections;
   d["backend"] = s.backend;
   d["buffers_registered"] = s.buffers_registered;
   d["fallback_reason"] = s.fallback_reason;

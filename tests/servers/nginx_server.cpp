@@ -179,7 +179,8 @@ std::string NginxServer::config_text(const Ports& ports) const {
     << "  uwsgi_temp_path " << quoted(d / "uwsgi") << ";\n"
     << "  scgi_temp_path " << quoted(d / "scgi") << ";\n"
     << "  types { }\n  default_type application/octet-stream;\n"
-    << "  sendfile on;\n  keepalive_requests 100000;\n  keepalive_timeout 75s;\n  server_tokens off;\n"
+    << "  sendfile on;\n  keepalive_requests 100000;\n  keepalive_timeout " << options_.keepalive_timeout.count()
+    << "ms;\n  server_tokens off;\n"
     << "  root " << quoted(root_) << ";\n"
     << "  server {\n" << listen_lines(ports.http, ports.ipv6, "") << "  }\n"
     << "  server {\n" << listen_lines(ports.https, ports.ipv6, " ssl") << "    server_name localhost;\n"

@@ -28,6 +28,8 @@ struct NginxOptions {
   bool enable_ipv6 = true;
   // Appended verbatim inside `http { }` (e.g. `limit_rate 1m;`); a broken directive makes start fail with the log.
   std::string extra_http_config;
+  // nginx's keepalive_timeout: how long an idle kept-alive connection stays open.
+  std::chrono::milliseconds keepalive_timeout{75'000};
   // How long every port may take to accept connections before start fails.
   std::chrono::milliseconds start_timeout{10'000};
   // Graceful stop (SIGQUIT) bound before SIGKILL.
