@@ -10,12 +10,12 @@ namespace ringfetch::bench {
 namespace {
 
 constexpr const char* kUsage = R"(usage: ringfetch_bench [options]
-Starts nginx on loopback, writes its data, and runs ringfetch, libcurl (tuned and default) and a raw epoll/OpenSSL
-client on the same requests, interleaved and repeated. Prints a table; CPU seconds per GB (1 GB = 1e9 useful bytes)
+Starts nginx on loopback, writes its data, and runs ringfetch, libcurl (tuned and default), a raw epoll/OpenSSL
+client and a minimal io_uring client ("uring", the limit; plain HTTP only) on the same requests, interleaved and repeated. Prints a table; CPU seconds per GB (1 GB = 1e9 useful bytes)
 is the headline. The latency workload is served by our FaultServer (a child process) with a first-byte delay
 instead, where wall time is the headline.
   --reps N             repetitions of every cell (default 5)
-  --quick              1 repetition; 256 MiB whole object over 1 and 16 connections, 512 MiB checkpoint,
+  --quick              1 repetition; 256 MiB whole object over 1, 8 and 16 connections, 512 MiB checkpoint,
                        5000 small reads (the latency workload keeps its size: it takes well under a second)
   --json FILE          write every figure as JSON
   --plot FILE.png      draw the figures with gnuplot
@@ -31,7 +31,7 @@ instead, where wall time is the headline.
   --latency-ms N       first-byte delay of the latency workload's server, per response (default 20; S3 has 20-50)
   --latency-mib N      size of the latency workload's object, held in that server's memory (default 256)
   --workloads LIST     comma list of whole,checkpoint,small,latency
-  --contenders LIST    comma list of ringfetch,ringfetch-1fetch,raw,curl,curl-default,curl-naive
+  --contenders LIST    comma list of ringfetch,ringfetch-1fetch,uring,raw,curl,curl-default,curl-naive
   --protocols LIST     comma list of http,https
   --conns LIST         comma list of connection counts to keep
 )";
@@ -61,7 +61,7 @@ void apply_quick(BenchOptions* o) {
   o->whole_bytes = kQuickWholeMiB * kMiB;
   o->checkpoint_bytes = kQuickCheckpointMiB * kMiB;
   o->small_reads = kQuickSmallReads;
-  o->whole_connections = {1, 16};
+  o->whole_connections = {1, 8, 16};
 }
 
 // Applies one flag that takes a value.

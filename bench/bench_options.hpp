@@ -33,7 +33,7 @@ struct BenchOptions {
   unsigned latency_connections = 8;
   // Empty: everything.
   std::set<std::string> workloads;   // whole, checkpoint, small, latency
-  std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
+  std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, uring, raw, curl, curl-default, curl-naive
   std::set<std::string> protocols;   // http, https
   std::set<unsigned> connections;
   std::string command_line;          // as given, for the report

@@ -26,7 +26,10 @@ constexpr double kLatencyWallBound = 0.50;     // latency partial: ringfetch wal
 constexpr double kMillisPerSecond = 1e3;
 constexpr double kSmallRateBound = 1.20;       // small 16 conns: req/s >= 1.2x libcurl
 constexpr double kSmallCpuBound = 0.60;        // small 16 conns: CPU/request <= 0.6x libcurl
+constexpr double kUringCpuBound = 1.10;        // whole http: ringfetch CPU/GB <= 1.10x the uring limit
+constexpr double kSmallRawCpuBound = 1.10;     // small 16 conns: CPU/request <= 1.1x the raw client's
 constexpr unsigned kTargetWholeConns[] = {8, 16};
+constexpr unsigned kTargetUringConns[] = {1, 8, 16};
 constexpr unsigned kTargetSmallConns = 16;
 
 template <typename F>
@@ -83,11 +86,17 @@ void whole_targets(const CellReport& cell, const std::map<std::string, Summary>&
   const Summary* rf = summary_of(s, cell, "ringfetch");
   const Summary* raw = summary_of(s, cell, "raw");
   const Summary* curl = summary_of(s, cell, "curl");
+  const Summary* uring = summary_of(s, cell, "uring");
   if (rf == nullptr) return;
   const bool https = cell.protocol == Protocol::kHttps;
   if (raw != nullptr) {
     out->push_back(ratio_check(https ? "HTTPS CPU/GB vs raw OpenSSL" : "CPU/GB vs raw", cell,
                                rf->cpu_s_per_gb.median, raw->cpu_s_per_gb.median, kRawCpuBound, true));
+  }
+  if (uring != nullptr && std::find(std::begin(kTargetUringConns), std::end(kTargetUringConns), cell.connections) !=
+                              std::end(kTargetUringConns)) {
+    out->push_back(ratio_check("CPU/GB vs uring limit", cell, rf->cpu_s_per_gb.median, uring->cpu_s_per_gb.median,
+                               kUringCpuBound, true));
   }
   if (https || curl == nullptr) return;
   const bool in_scope = std::find(std::begin(kTargetWholeConns), std::end(kTargetWholeConns), cell.connections) !=
@@ -121,7 +130,13 @@ void latency_targets(const CellReport& cell, const std::map<std::string, Summary
 void small_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
   const Summary* rf = summary_of(s, cell, "ringfetch");
   const Summary* curl = summary_of(s, cell, "curl");
-  if (cell.connections != kTargetSmallConns || rf == nullptr || curl == nullptr) return;
+  const Summary* raw = summary_of(s, cell, "raw");
+  if (cell.connections != kTargetSmallConns || rf == nullptr) return;
+  if (raw != nullptr) {
+    out->push_back(ratio_check("CPU/request vs raw", cell, rf->cpu_us_per_request.median,
+                               raw->cpu_us_per_request.median, kSmallRawCpuBound, true));
+  }
+  if (curl == nullptr) return;
   out->push_back(ratio_check("req/s vs tuned libcurl", cell, rf->requests_per_s.median, curl->requests_per_s.median,
                              kSmallRateBound, false));
   out->push_back(ratio_check("CPU/request vs tuned libcurl", cell, rf->cpu_us_per_request.median,
@@ -303,6 +318,8 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_bulk_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
+  if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.protocol == Protocol::kHttps; }))
+    std::fprintf(out, "(uring, the io_uring limit, speaks plain HTTP only: no row in https cells)\n");
   if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_latency(); })) {
     std::fprintf(out, "\nFirst-byte latency (FaultServer delays every response; median [min-max] over repetitions; "
                       "CPU = user+sys of the client process)\n");
@@ -377,8 +394,10 @@ void write_json(const std::string& path, const Facts& facts, const BenchOptions&
 }
 
 std::string draw_plot(const std::string& png_path, const std::vector<CellReport>& cells, const Facts& facts) {
-  const std::vector<std::string> bulk_contenders = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
-  const std::vector<std::string> small_contenders = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  const std::vector<std::string> bulk_contenders = {"ringfetch", "uring", "raw", "curl", "curl-default",
+                                                    "curl-naive"};
+  const std::vector<std::string> small_contenders = {"ringfetch", "ringfetch-1fetch", "uring", "raw", "curl",
+                                                     "curl-default"};
   std::vector<const CellReport*> bulk, small;
   for (const CellReport& c : cells) (c.is_small() ? small : bulk).push_back(&c);
   std::string dir_template = (std::filesystem::temp_directory_path() / "ringfetch-bench-plot-XXXXXX").string();

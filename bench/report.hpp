@@ -15,7 +15,7 @@
 namespace ringfetch::bench {
 
 struct ContenderRuns {
-  std::string contender;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
+  std::string contender;  // ringfetch, ringfetch-1fetch, uring, raw, curl, curl-default, curl-naive
   std::vector<RunResult> runs;
 };
 

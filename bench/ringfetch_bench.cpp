@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -30,6 +31,7 @@
 #include "raw_client.hpp"
 #include "report.hpp"
 #include "ringfetch_client.hpp"
+#include "uring_client.hpp"
 #include "servers/nginx_server.hpp"
 #include "workloads.hpp"
 
@@ -56,6 +58,7 @@ class DestinationBuffer {
   DestinationBuffer(const DestinationBuffer&) = delete;
   DestinationBuffer& operator=(const DestinationBuffer&) = delete;
   std::span<std::byte> span(uint64_t n) const { return {data_, n}; }
+  std::span<std::byte> all() const { return {data_, bytes_}; }
 
  private:
   std::byte* data_ = nullptr;
@@ -82,6 +85,7 @@ struct Context {
   ServerEndpoint latency_server;  // the FaultServer with a first-byte delay (http only)
   DestinationBuffer& dest;
   RingfetchContender& ringfetch;
+  UringContender* uring;  // registers all of `dest` once, as ringfetch's engine registers its arena once
 
   const ServerEndpoint& server_for(const Cell& cell) const {
     return cell.report.workload == "latency" ? latency_server : server;
@@ -140,9 +144,9 @@ uint64_t arena_bytes_for(const std::vector<const Workload*>& workloads) {
 
 std::vector<std::string> contenders_for(const std::string& workload, const BenchOptions& o) {
   std::vector<std::string> all;
-  if (workload == "whole") all = {"ringfetch", "raw", "curl", "curl-default"};
-  if (workload == "checkpoint") all = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
-  if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  if (workload == "whole") all = {"ringfetch", "uring", "raw", "curl", "curl-default"};
+  if (workload == "checkpoint") all = {"ringfetch", "uring", "raw", "curl", "curl-default", "curl-naive"};
+  if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "uring", "raw", "curl", "curl-default"};
   if (workload == "latency") all = {"ringfetch", "raw", "curl", "curl-naive"};
   std::vector<std::string> kept;
   for (const std::string& c : all)
@@ -158,7 +162,10 @@ void add_cell(std::vector<Cell>* cells, const BenchOptions& o, const Workload& w
   cell.report.variant = variant;
   cell.report.protocol = protocol;
   cell.report.connections = connections;
-  for (const std::string& c : contenders_for(workload, o)) cell.report.contenders.push_back({c, {}});
+  for (const std::string& c : contenders_for(workload, o)) {
+    if (c == "uring" && protocol != Protocol::kHttp) continue;  // plain HTTP only; the table says so
+    cell.report.contenders.push_back({c, {}});
+  }
   cell.workload = &w;
   if (!cell.report.contenders.empty()) cells->push_back(std::move(cell));
 }
@@ -172,6 +179,10 @@ std::vector<Cell> make_cells(const BenchOptions& o, const Workloads& w) {
   for (unsigned c : o.small_connections) add_cell(&cells, o, w.small, "small", "", Protocol::kHttp, c);
   add_cell(&cells, o, w.latency, "latency", "partial", Protocol::kHttp, o.latency_connections);
   return cells;
+}
+
+bool runs_contender(const std::vector<Cell>& cells, const std::string& contender) {
+  return std::any_of(cells.begin(), cells.end(), [&](const Cell& c) { return c.report.find(contender) != nullptr; });
 }
 
 RunResult run_transport(const std::string& contender, const Cell& cell, Context& ctx) {
@@ -189,6 +200,7 @@ RunResult run_transport(const std::string& contender, const Cell& cell, Context&
   Stopwatch clock;
   clock.start();
   if (contender == "raw") run_raw(job, &r);
+  else if (contender == "uring") ctx.uring->run(job, &r);
   else run_curl(job, contender == "curl-default" ? CurlProfile::kDefaults : CurlProfile::kTuned, &r);
   clock.stop();
   clock.report(&r);
@@ -330,10 +342,12 @@ int run(const BenchOptions& o) {
   if (cells.empty()) throw std::runtime_error("the filters leave nothing to run");
   DestinationBuffer dest(largest_object);
   RingfetchContender ringfetch(kEngineThreads, arena_bytes_for(used));
+  std::unique_ptr<UringContender> uring;
+  if (runs_contender(cells, "uring")) uring = std::make_unique<UringContender>(dest.all());
   facts["ringfetch engine"] = ringfetch.describe() + ", " + std::to_string(kEngineThreads) + " engine thread";
   ServerEndpoint latency_endpoint;
   latency_endpoint.http_port = latency_server ? latency_server->port() : 0;
-  Context ctx{o, server, latency_endpoint, dest, ringfetch};
+  Context ctx{o, server, latency_endpoint, dest, ringfetch, uring.get()};
   warm_up(cells, ctx);
   run_all(cells, ctx);
 
