@@ -30,7 +30,10 @@ instead, where wall time is the headline.
   --small-reads N      number of 4 KiB reads (default 20000)
   --latency-ms N       first-byte delay of the latency workload's server, per response (default 20; S3 has 20-50)
   --latency-mib N      size of the latency workload's object, held in that server's memory (default 256)
-  --workloads LIST     comma list of whole,checkpoint,small,latency
+  --fill-mib N         size of the fill workload's object and of the fresh buffer it fills (default 1024, also
+                       with --quick: the first touch of fresh memory is what it measures)
+  --fill-conns N       connections of the fill workload (default 8)
+  --workloads LIST     comma list of whole,checkpoint,small,latency,fill,cold
   --contenders LIST    comma list of ringfetch,ringfetch-1fetch,uring,raw,curl,curl-default,curl-naive
   --protocols LIST     comma list of http,https
   --conns LIST         comma list of connection counts to keep
@@ -78,6 +81,8 @@ void apply(BenchOptions* o, const std::string& flag, const std::string& value) {
   else if (flag == "--small-reads") o->small_reads = number(flag, value);
   else if (flag == "--latency-ms") o->latency_ms = number(flag, value);
   else if (flag == "--latency-mib") o->latency_bytes = number(flag, value) * kMiB;
+  else if (flag == "--fill-mib") o->fill_bytes = number(flag, value) * kMiB;
+  else if (flag == "--fill-conns") o->fill_connections = static_cast<unsigned>(number(flag, value));
   else if (flag == "--workloads") for (auto& s : split(value)) o->workloads.insert(s);
   else if (flag == "--contenders") for (auto& s : split(value)) o->contenders.insert(s);
   else if (flag == "--protocols") for (auto& s : split(value)) o->protocols.insert(s);
@@ -109,6 +114,8 @@ std::optional<BenchOptions> parse_options(int argc, char** argv, int* exit_code)
     }
     if (o.reps == 0) throw std::invalid_argument("--reps must be at least 1");
     if (o.latency_bytes == 0) throw std::invalid_argument("--latency-mib must be at least 1");
+    if (o.fill_bytes == 0 || o.fill_connections == 0)
+      throw std::invalid_argument("--fill-mib and --fill-conns must be at least 1");
     if (o.sched != "fifo" && o.sched != "nice" && o.sched != "normal")
       throw std::invalid_argument("--sched wants fifo, nice or normal");
   } catch (const std::exception& e) {

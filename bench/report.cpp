@@ -163,6 +163,32 @@ void print_latency_row(std::FILE* out, const CellReport& cell, const std::string
                bytes_text(s.copied).c_str());
 }
 
+void print_fill_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                    bool ranges) {
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %-22s %9s\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.2f", s.wall_s, ranges).c_str(), with_range("%.2f", s.gb_per_s, ranges).c_str(),
+               with_range("%.3f", s.cpu_s_per_gb, ranges).c_str(), bytes_text(s.copied).c_str());
+}
+
+// Fill: its own table, because its wall time includes the first touch of fresh memory, unlike the bulk rows.
+void print_fill_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_fill(); })) return;
+  std::fprintf(out, "\nFill the caller's memory (whole object into one fresh buffer per repetition: mapped before the "
+                    "clock starts, not pre-faulted, no huge-page advice; its first touch - page faults, or the "
+                    "pinning of a registration - is timed; median [min-max])\n");
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %-22s %9s\n", "cell", "contender", "wall s", "wall GB/s", "CPU s/GB",
+               "copied");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_fill()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_fill_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+}
+
 void print_small_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
                      bool ranges) {
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6llu %8s %5.1f\n", cell.label().c_str(), contender.c_str(),
@@ -310,7 +336,7 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
   std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall GB/s", "CPU s/GB", "req",
                "overfetch", "copied");
   for (const CellReport& cell : cells) {
-    if (cell.is_small() || cell.is_latency()) continue;
+    if (cell.is_small() || cell.is_latency() || cell.is_fill()) continue;
     for (const ContenderRuns& c : cell.contenders) {
       const Summary s = summarize(c);
       if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
@@ -335,6 +361,7 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_latency_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
+  print_fill_table(out, cells);
   std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6s %8s %5s\n", "cell", "contender", "req/s",
                "CPU us/req", "p50 us", "p99 us", "req", "copied", "csw/r");

@@ -20,7 +20,7 @@ struct ContenderRuns {
 };
 
 struct CellReport {
-  std::string workload;  // whole, checkpoint, small, latency
+  std::string workload;  // whole, checkpoint, small, latency, fill
   std::string variant;   // full / partial for checkpoint, partial for latency, else ""
   Protocol protocol = Protocol::kHttp;
   unsigned connections = 1;
@@ -28,6 +28,7 @@ struct CellReport {
 
   bool is_small() const { return workload == "small"; }
   bool is_latency() const { return workload == "latency"; }
+  bool is_fill() const { return workload == "fill"; }
   std::string label() const;  // "whole https c=8", "checkpoint partial http c=8"
   const ContenderRuns* find(const std::string& contender) const;
 };
