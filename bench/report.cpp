@@ -28,6 +28,7 @@ constexpr double kSmallRateBound = 1.20;       // small 16 conns: req/s >= 1.2x 
 constexpr double kSmallCpuBound = 0.60;        // small 16 conns: CPU/request <= 0.6x libcurl
 constexpr double kUringCpuBound = 1.10;        // whole http: ringfetch CPU/GB <= 1.10x the uring limit
 constexpr double kSmallRawCpuBound = 1.10;     // small 16 conns: CPU/request <= 1.1x the raw client's
+constexpr double kColdFirstByteBound = 1.50;   // cold start: ringfetch first byte <= 1.5x libcurl's
 constexpr unsigned kTargetWholeConns[] = {8, 16};
 constexpr unsigned kTargetUringConns[] = {1, 8, 16};
 constexpr unsigned kTargetSmallConns = 16;
@@ -127,6 +128,15 @@ void latency_targets(const CellReport& cell, const std::map<std::string, Summary
                              naive->wall_s.median, kLatencyWallBound, true));
 }
 
+// A fresh process's time to its first bytes: ringfetch sets up an engine (threads, rings) libcurl does not have.
+void cold_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
+  const Summary* rf = summary_of(s, cell, "ringfetch");
+  const Summary* curl = summary_of(s, cell, "curl");
+  if (cell.variant != "first" || rf == nullptr || curl == nullptr) return;
+  out->push_back(ratio_check("cold start: first byte vs libcurl", cell, rf->wall_s.median, curl->wall_s.median,
+                             kColdFirstByteBound, true));
+}
+
 void small_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
   const Summary* rf = summary_of(s, cell, "ringfetch");
   const Summary* curl = summary_of(s, cell, "curl");
@@ -189,6 +199,31 @@ void print_fill_table(std::FILE* out, const std::vector<CellReport>& cells) {
   }
 }
 
+void print_cold_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                    bool ranges) {
+  const auto ms = [](const Spread& v) { return Spread{v.median * kMillisPerSecond, v.min * kMillisPerSecond,
+                                                      v.max * kMillisPerSecond}; };
+  std::fprintf(out, "%-27s %-16s %-24s %-24s %-22s\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.1f", ms(s.wall_s), ranges).c_str(), with_range("%.1f", ms(s.exit_s), ranges).c_str(),
+               with_range("%.1f", ms(s.cpu_s), ranges).c_str());
+}
+
+void print_cold_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_cold(); })) return;
+  std::fprintf(out, "\nCold start (a fresh process per repetition, timed from before posix_spawn; \"ready\" = the child "
+                    "has the first item's bytes (first) or the whole object in fresh memory (whole); median [min-max])\n");
+  std::fprintf(out, "%-27s %-16s %-24s %-24s %-22s\n", "cell", "contender", "ready ms", "exit ms", "child CPU ms");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_cold()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_cold_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+}
+
 void print_small_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
                      bool ranges) {
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6llu %8s %5.1f\n", cell.label().c_str(), contender.c_str(),
@@ -205,6 +240,7 @@ nlohmann::json run_json(const RunResult& r) {
                       {"wall_s", r.wall_s},
                       {"cpu_user_s", r.user_s},
                       {"cpu_sys_s", r.sys_s},
+                      {"exit_s", r.exit_s},
                       {"requests", r.requests},
                       {"bytes_useful", r.bytes_useful},
                       {"bytes_wire", r.bytes_wire},
@@ -224,6 +260,7 @@ nlohmann::json run_json(const RunResult& r) {
 nlohmann::json summary_json(const Summary& s) {
   return {{"reps_ok", s.reps_ok},
           {"wall_s", spread_json(s.wall_s)},
+          {"exit_s", spread_json(s.exit_s)},
           {"cpu_s", spread_json(s.cpu_s)},
           {"gb_per_s", spread_json(s.gb_per_s)},
           {"cpu_s_per_gb", spread_json(s.cpu_s_per_gb)},
@@ -302,6 +339,7 @@ Summary summarize(const ContenderRuns& c) {
   s.switches_per_request = static_cast<double>(last.voluntary_switches) / std::max<uint64_t>(1, last.requests);
   const auto gb = [](const RunResult& r) { return static_cast<double>(r.bytes_useful) / kBytesPerGB; };
   s.wall_s = spread(ok, [](const RunResult& r) { return r.wall_s; });
+  s.exit_s = spread(ok, [](const RunResult& r) { return r.exit_s; });
   s.cpu_s = spread(ok, [](const RunResult& r) { return r.cpu_s(); });
   s.gb_per_s = spread(ok, [&](const RunResult& r) { return gb(r) / r.wall_s; });
   s.cpu_s_per_gb = spread(ok, [&](const RunResult& r) { return r.cpu_s() / gb(r); });
@@ -326,6 +364,7 @@ std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
     else if (cell.workload == "checkpoint") checkpoint_targets(cell, s, &out);
     else if (cell.workload == "small") small_targets(cell, s, &out);
     else if (cell.workload == "latency") latency_targets(cell, s, &out);
+    else if (cell.workload == "cold") cold_targets(cell, s, &out);
   }
   return out;
 }
@@ -336,7 +375,7 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
   std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall GB/s", "CPU s/GB", "req",
                "overfetch", "copied");
   for (const CellReport& cell : cells) {
-    if (cell.is_small() || cell.is_latency() || cell.is_fill()) continue;
+    if (cell.is_small() || cell.is_latency() || cell.is_fill() || cell.is_cold()) continue;
     for (const ContenderRuns& c : cell.contenders) {
       const Summary s = summarize(c);
       if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
@@ -362,6 +401,7 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
     }
   }
   print_fill_table(out, cells);
+  print_cold_table(out, cells);
   std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6s %8s %5s\n", "cell", "contender", "req/s",
                "CPU us/req", "p50 us", "p99 us", "req", "copied", "csw/r");
@@ -395,6 +435,9 @@ void write_json(const std::string& path, const Facts& facts, const BenchOptions&
                   {"small_reads", options.small_reads},
                   {"latency_bytes", options.latency_bytes},
                   {"latency_ms", options.latency_ms},
+                  {"fill_bytes", options.fill_bytes},
+                  {"fill_connections", options.fill_connections},
+                  {"cold_first_bytes", options.cold_first_bytes},
                   {"client_cpu", options.client_cpu},
                   {"server_cpu", options.server_cpu},
                   {"command", options.command_line}};
@@ -426,7 +469,8 @@ std::string draw_plot(const std::string& png_path, const std::vector<CellReport>
   const std::vector<std::string> small_contenders = {"ringfetch", "ringfetch-1fetch", "uring", "raw", "curl",
                                                      "curl-default"};
   std::vector<const CellReport*> bulk, small;
-  for (const CellReport& c : cells) (c.is_small() ? small : bulk).push_back(&c);
+  for (const CellReport& c : cells)
+    if (!c.is_cold()) (c.is_small() ? small : bulk).push_back(&c);  // cold start is in ms, not per GB: table only
   std::string dir_template = (std::filesystem::temp_directory_path() / "ringfetch-bench-plot-XXXXXX").string();
   if (mkdtemp(dir_template.data()) == nullptr) return "cannot create a temporary directory for the plot data";
   const std::filesystem::path dir = dir_template;

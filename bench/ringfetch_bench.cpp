@@ -24,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "bench_options.hpp"
+#include "cold_start.hpp"
 #include "cpu_affinity.hpp"
 #include "curl_client.hpp"
 #include "latency_server.hpp"
@@ -171,6 +172,7 @@ std::vector<std::string> contenders_for(const std::string& workload, const Bench
   if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "uring", "raw", "curl", "curl-default"};
   if (workload == "latency") all = {"ringfetch", "raw", "curl", "curl-naive"};
   if (workload == "fill") all = {"ringfetch", "uring", "raw", "curl"};
+  if (workload == "cold") all = {"ringfetch", "raw", "curl"};
   std::vector<std::string> kept;
   for (const std::string& c : all)
     if (o.wants_contender(c)) kept.push_back(c);
@@ -202,13 +204,15 @@ std::vector<Cell> make_cells(const BenchOptions& o, const Workloads& w) {
   for (unsigned c : o.small_connections) add_cell(&cells, o, w.small, "small", "", Protocol::kHttp, c);
   add_cell(&cells, o, w.latency, "latency", "partial", Protocol::kHttp, o.latency_connections);
   add_cell(&cells, o, w.fill, "fill", "", Protocol::kHttp, o.fill_connections);
+  add_cell(&cells, o, w.fill, "cold", "first", Protocol::kHttp, 1);
+  add_cell(&cells, o, w.fill, "cold", "whole", Protocol::kHttp, o.fill_connections);
   return cells;
 }
 
 // Whether `contender` runs in a cell that uses the shared destination (every workload but fill).
 bool runs_on_shared_dest(const std::vector<Cell>& cells, const std::string& contender) {
   return std::any_of(cells.begin(), cells.end(), [&](const Cell& c) {
-    return !c.report.is_fill() && c.report.find(contender) != nullptr;
+    return !c.report.is_fill() && !c.report.is_cold() && c.report.find(contender) != nullptr;
   });
 }
 
@@ -281,8 +285,21 @@ RunResult run_transport(const std::string& contender, const Cell& cell, Context&
   return r;
 }
 
+// A fresh process of the harness itself per run (see cold_start.hpp).
+RunResult run_cold(const std::string& contender, const Cell& cell, const Context& ctx) {
+  ColdStartJob job;
+  job.contender = contender;
+  job.whole = cell.report.variant == "whole";
+  job.server = ctx.server;
+  job.object = cell.workload->object;
+  job.first_bytes = ctx.options.cold_first_bytes;
+  job.connections = cell.report.connections;
+  return run_cold_start(job);
+}
+
 RunResult run_contender(const std::string& contender, const Cell& cell, Context& ctx) {
   if (cell.report.is_fill()) return run_fill(contender, cell, ctx);
+  if (cell.report.is_cold()) return run_cold(contender, cell, ctx);
   if (contender.rfind("ringfetch", 0) != 0) return run_transport(contender, cell, ctx);
   return ctx.ringfetch.run(ringfetch_job(contender, cell, ctx));
 }
@@ -291,6 +308,12 @@ void print_progress(unsigned rep, unsigned reps, const Cell& cell, const std::st
   if (!r.ok) {
     std::fprintf(stderr, "[%u/%u] %-27s %-16s FAILED: %s\n", rep + 1, reps, cell.report.label().c_str(),
                  contender.c_str(), r.error.c_str());
+    return;
+  }
+  if (cell.report.is_cold()) {
+    std::fprintf(stderr, "[%u/%u] %-27s %-16s %8.1f ms to %s, %8.1f ms to exit, child CPU %.1f ms\n", rep + 1, reps,
+                 cell.report.label().c_str(), contender.c_str(), r.wall_s * 1e3,
+                 cell.report.variant == "whole" ? "loaded" : "first bytes", r.exit_s * 1e3, r.cpu_s() * 1e3);
     return;
   }
   const double gb = static_cast<double>(r.bytes_useful) / 1e9;
@@ -405,7 +428,7 @@ int run(const BenchOptions& o) {
   std::vector<const Workload*> used;
   uint64_t largest_object = 0;
   for (const Cell& c : cells) {
-    if (c.report.is_fill()) continue;  // fills fresh memory of its own, not the shared destination or the arena
+    if (c.report.is_fill() || c.report.is_cold()) continue;  // fresh memory of their own, not the shared buffers
     used.push_back(c.workload);
     largest_object = std::max(largest_object, c.workload->object.size);
   }
@@ -445,6 +468,8 @@ int run(const BenchOptions& o) {
 }  // namespace ringfetch::bench
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], ringfetch::bench::kColdStartChildFlag) == 0)
+    return ringfetch::bench::cold_start_child(argc, argv);
   int exit_code = 0;
   const auto options = ringfetch::bench::parse_options(argc, argv, &exit_code);
   if (!options) return exit_code;
