@@ -13,10 +13,12 @@ constexpr const char* kUsage = R"(usage: ringfetch_bench [options]
 Starts nginx on loopback, writes its data, and runs ringfetch, libcurl (tuned and default), a raw epoll/OpenSSL
 client and a minimal io_uring client ("uring", the limit; plain HTTP only) on the same requests, interleaved and repeated. Prints a table; CPU seconds per GB (1 GB = 1e9 useful bytes)
 is the headline. The latency workload is served by our FaultServer (a child process) with a first-byte delay
-instead, where wall time is the headline.
+instead, where wall time is the headline. fill writes a whole object into a fresh, not pre-faulted buffer every
+repetition (first touch timed); cold times fresh processes of this program to their first 4 KiB item and to a
+whole fill-sized load (from before the spawn to the child's report and to its exit).
   --reps N             repetitions of every cell (default 5)
   --quick              1 repetition; 256 MiB whole object over 1, 8 and 16 connections, 512 MiB checkpoint,
-                       5000 small reads (the latency workload keeps its size: it takes well under a second)
+                       5000 small reads (the latency, fill and cold workloads keep their sizes)
   --json FILE          write every figure as JSON
   --plot FILE.png      draw the figures with gnuplot
   --data-dir DIR       where the served objects are written and kept (default: <build dir>/bench-data)

@@ -369,13 +369,17 @@ std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
   return out;
 }
 
-void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
+namespace {
+
+void print_bulk_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  const auto bulk = [](const CellReport& c) { return !c.is_small() && !c.is_latency() && !c.is_fill() && !c.is_cold(); };
+  if (std::none_of(cells.begin(), cells.end(), bulk)) return;
   std::fprintf(out, "\nBulk workloads (median [min-max] over repetitions; GB = 1e9 useful bytes; CPU = user+sys of "
                     "the client process)\n");
   std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall GB/s", "CPU s/GB", "req",
                "overfetch", "copied");
   for (const CellReport& cell : cells) {
-    if (cell.is_small() || cell.is_latency() || cell.is_fill() || cell.is_cold()) continue;
+    if (!bulk(cell)) continue;
     for (const ContenderRuns& c : cell.contenders) {
       const Summary s = summarize(c);
       if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
@@ -385,12 +389,14 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
   }
   if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.protocol == Protocol::kHttps; }))
     std::fprintf(out, "(uring, the io_uring limit, speaks plain HTTP only: no row in https cells)\n");
-  if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_latency(); })) {
-    std::fprintf(out, "\nFirst-byte latency (FaultServer delays every response; median [min-max] over repetitions; "
-                      "CPU = user+sys of the client process)\n");
-    std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall ms", "CPU ms", "req",
-                 "overfetch", "copied");
-  }
+}
+
+void print_latency_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_latency(); })) return;
+  std::fprintf(out, "\nFirst-byte latency (FaultServer delays every response; median [min-max] over repetitions; "
+                    "CPU = user+sys of the client process)\n");
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall ms", "CPU ms", "req",
+               "overfetch", "copied");
   for (const CellReport& cell : cells) {
     if (!cell.is_latency()) continue;
     for (const ContenderRuns& c : cell.contenders) {
@@ -400,8 +406,10 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_latency_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
-  print_fill_table(out, cells);
-  print_cold_table(out, cells);
+}
+
+void print_small_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_small(); })) return;
   std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6s %8s %5s\n", "cell", "contender", "req/s",
                "CPU us/req", "p50 us", "p99 us", "req", "copied", "csw/r");
@@ -414,6 +422,16 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_small_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
+}
+
+}  // namespace
+
+void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
+  print_bulk_table(out, cells);
+  print_latency_table(out, cells);
+  print_fill_table(out, cells);
+  print_cold_table(out, cells);
+  print_small_table(out, cells);
 }
 
 void print_targets(std::FILE* out, const std::vector<TargetCheck>& targets) {

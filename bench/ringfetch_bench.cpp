@@ -1,11 +1,15 @@
 // ringfetch_bench: the head-to-head harness. It writes its data, starts its own nginx on loopback (HTTP and HTTPS,
 // a private self-signed CA), pins itself and nginx to one CPU each, and runs every contender — ringfetch through its
-// public API, libcurl multi (tuned and default, plus one-request-per-item where the workload has items), and a raw
-// epoll/OpenSSL client — on the same requests, interleaved (the contender order rotates every repetition) and
-// repeated. Every destination is pre-faulted once and reused; ringfetch keeps one Engine, so its arena is faulted
-// in once. The latency workload talks to our FaultServer instead (a child process on the server CPU, holding its
-// object in memory and delaying every response's first byte, as an object store does). Prints the tables and the
-// targets; optionally writes JSON and a gnuplot figure.
+// public API, libcurl multi (tuned and default, plus one-request-per-item where the workload has items), a raw
+// epoll/OpenSSL client, and "uring", a minimal io_uring client (plain HTTP, READ_FIXED into registered memory: the
+// limit ringfetch's CPU per GB is held against) — on the same requests, interleaved (the contender order rotates
+// every repetition) and repeated. Every destination is pre-faulted once and reused; ringfetch keeps one Engine, so
+// its arena is faulted in once, and uring registers the shared destination once. Two workloads differ on purpose:
+// fill writes a whole object into a fresh, never-touched buffer per repetition (the first touch is timed), and cold
+// start times fresh processes of this program (--cold-start-child, see cold_start.hpp). The latency workload talks
+// to our FaultServer instead (a child process on the server CPU, holding its object in memory and delaying every
+// response's first byte, as an object store does). Prints the tables and the targets; optionally writes JSON and a
+// gnuplot figure.
 #include <openssl/crypto.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
