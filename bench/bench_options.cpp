@@ -10,13 +10,15 @@ namespace ringfetch::bench {
 namespace {
 
 constexpr const char* kUsage = R"(usage: ringfetch_bench [options]
-Starts nginx on loopback, writes its data, and runs ringfetch, libcurl (tuned and default) and a raw epoll/OpenSSL
-client on the same requests, interleaved and repeated. Prints a table; CPU seconds per GB (1 GB = 1e9 useful bytes)
+Starts nginx on loopback, writes its data, and runs ringfetch, libcurl (tuned and default), a raw epoll/OpenSSL
+client and a minimal io_uring client ("uring", the limit; plain HTTP only) on the same requests, interleaved and repeated. Prints a table; CPU seconds per GB (1 GB = 1e9 useful bytes)
 is the headline. The latency workload is served by our FaultServer (a child process) with a first-byte delay
-instead, where wall time is the headline.
+instead, where wall time is the headline. fill writes a whole object into a fresh, not pre-faulted buffer every
+repetition (first touch timed); cold times fresh processes of this program to their first 4 KiB item and to a
+whole fill-sized load (from before the spawn to the child's report and to its exit).
   --reps N             repetitions of every cell (default 5)
-  --quick              1 repetition; 256 MiB whole object over 1 and 16 connections, 512 MiB checkpoint,
-                       5000 small reads (the latency workload keeps its size: it takes well under a second)
+  --quick              1 repetition; 256 MiB whole object over 1, 8 and 16 connections, 512 MiB checkpoint,
+                       5000 small reads (the latency, fill and cold workloads keep their sizes)
   --json FILE          write every figure as JSON
   --plot FILE.png      draw the figures with gnuplot
   --data-dir DIR       where the served objects are written and kept (default: <build dir>/bench-data)
@@ -30,8 +32,11 @@ instead, where wall time is the headline.
   --small-reads N      number of 4 KiB reads (default 20000)
   --latency-ms N       first-byte delay of the latency workload's server, per response (default 20; S3 has 20-50)
   --latency-mib N      size of the latency workload's object, held in that server's memory (default 256)
-  --workloads LIST     comma list of whole,checkpoint,small,latency
-  --contenders LIST    comma list of ringfetch,ringfetch-1fetch,raw,curl,curl-default,curl-naive
+  --fill-mib N         size of the fill workload's object and of the fresh buffer it fills (default 1024, also
+                       with --quick: the first touch of fresh memory is what it measures)
+  --fill-conns N       connections of the fill workload (default 8)
+  --workloads LIST     comma list of whole,checkpoint,small,latency,fill,cold
+  --contenders LIST    comma list of ringfetch,ringfetch-1fetch,uring,raw,curl,curl-default,curl-naive
   --protocols LIST     comma list of http,https
   --conns LIST         comma list of connection counts to keep
 )";
@@ -61,7 +66,7 @@ void apply_quick(BenchOptions* o) {
   o->whole_bytes = kQuickWholeMiB * kMiB;
   o->checkpoint_bytes = kQuickCheckpointMiB * kMiB;
   o->small_reads = kQuickSmallReads;
-  o->whole_connections = {1, 16};
+  o->whole_connections = {1, 8, 16};
 }
 
 // Applies one flag that takes a value.
@@ -78,6 +83,8 @@ void apply(BenchOptions* o, const std::string& flag, const std::string& value) {
   else if (flag == "--small-reads") o->small_reads = number(flag, value);
   else if (flag == "--latency-ms") o->latency_ms = number(flag, value);
   else if (flag == "--latency-mib") o->latency_bytes = number(flag, value) * kMiB;
+  else if (flag == "--fill-mib") o->fill_bytes = number(flag, value) * kMiB;
+  else if (flag == "--fill-conns") o->fill_connections = static_cast<unsigned>(number(flag, value));
   else if (flag == "--workloads") for (auto& s : split(value)) o->workloads.insert(s);
   else if (flag == "--contenders") for (auto& s : split(value)) o->contenders.insert(s);
   else if (flag == "--protocols") for (auto& s : split(value)) o->protocols.insert(s);
@@ -109,6 +116,8 @@ std::optional<BenchOptions> parse_options(int argc, char** argv, int* exit_code)
     }
     if (o.reps == 0) throw std::invalid_argument("--reps must be at least 1");
     if (o.latency_bytes == 0) throw std::invalid_argument("--latency-mib must be at least 1");
+    if (o.fill_bytes == 0 || o.fill_connections == 0)
+      throw std::invalid_argument("--fill-mib and --fill-conns must be at least 1");
     if (o.sched != "fifo" && o.sched != "nice" && o.sched != "normal")
       throw std::invalid_argument("--sched wants fifo, nice or normal");
   } catch (const std::exception& e) {

@@ -31,9 +31,14 @@ struct BenchOptions {
   uint64_t latency_bytes = 256ull << 20;
   uint64_t latency_ms = 20;
   unsigned latency_connections = 8;
+  // fill: a whole object written into fresh caller memory every repetition.
+  uint64_t fill_bytes = 1ull << 30;
+  unsigned fill_connections = 8;
+  // cold: fresh processes; the first-byte child reads this much, the whole-load child the fill object.
+  uint64_t cold_first_bytes = 4096;
   // Empty: everything.
-  std::set<std::string> workloads;   // whole, checkpoint, small, latency
-  std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
+  std::set<std::string> workloads;   // whole, checkpoint, small, latency, fill, cold
+  std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, uring, raw, curl, curl-default, curl-naive
   std::set<std::string> protocols;   // http, https
   std::set<unsigned> connections;
   std::string command_line;          // as given, for the report

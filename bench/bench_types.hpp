@@ -57,6 +57,7 @@ struct RunResult {
   double wall_s = 0;
   double user_s = 0;
   double sys_s = 0;
+  double exit_s = 0;             // cold start: spawn -> the child reaped (wall_s: spawn -> its report)
   uint64_t requests = 0;         // HTTP requests put on the wire
   uint64_t bytes_useful = 0;     // distinct bytes the items asked for
   uint64_t bytes_wire = 0;       // response body bytes received (useful + coalesced gaps)

@@ -26,7 +26,11 @@ constexpr double kLatencyWallBound = 0.50;     // latency partial: ringfetch wal
 constexpr double kMillisPerSecond = 1e3;
 constexpr double kSmallRateBound = 1.20;       // small 16 conns: req/s >= 1.2x libcurl
 constexpr double kSmallCpuBound = 0.60;        // small 16 conns: CPU/request <= 0.6x libcurl
+constexpr double kUringCpuBound = 1.10;        // whole http: ringfetch CPU/GB <= 1.10x the uring limit
+constexpr double kSmallRawCpuBound = 1.10;     // small 16 conns: CPU/request <= 1.1x the raw client's
+constexpr double kColdFirstByteBound = 1.50;   // cold start: ringfetch first byte <= 1.5x libcurl's
 constexpr unsigned kTargetWholeConns[] = {8, 16};
+constexpr unsigned kTargetUringConns[] = {1, 8, 16};
 constexpr unsigned kTargetSmallConns = 16;
 
 template <typename F>
@@ -83,11 +87,17 @@ void whole_targets(const CellReport& cell, const std::map<std::string, Summary>&
   const Summary* rf = summary_of(s, cell, "ringfetch");
   const Summary* raw = summary_of(s, cell, "raw");
   const Summary* curl = summary_of(s, cell, "curl");
+  const Summary* uring = summary_of(s, cell, "uring");
   if (rf == nullptr) return;
   const bool https = cell.protocol == Protocol::kHttps;
   if (raw != nullptr) {
     out->push_back(ratio_check(https ? "HTTPS CPU/GB vs raw OpenSSL" : "CPU/GB vs raw", cell,
                                rf->cpu_s_per_gb.median, raw->cpu_s_per_gb.median, kRawCpuBound, true));
+  }
+  if (uring != nullptr && std::find(std::begin(kTargetUringConns), std::end(kTargetUringConns), cell.connections) !=
+                              std::end(kTargetUringConns)) {
+    out->push_back(ratio_check("CPU/GB vs uring limit", cell, rf->cpu_s_per_gb.median, uring->cpu_s_per_gb.median,
+                               kUringCpuBound, true));
   }
   if (https || curl == nullptr) return;
   const bool in_scope = std::find(std::begin(kTargetWholeConns), std::end(kTargetWholeConns), cell.connections) !=
@@ -118,10 +128,25 @@ void latency_targets(const CellReport& cell, const std::map<std::string, Summary
                              naive->wall_s.median, kLatencyWallBound, true));
 }
 
+// A fresh process's time to its first bytes: ringfetch sets up an engine (threads, rings) libcurl does not have.
+void cold_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
+  const Summary* rf = summary_of(s, cell, "ringfetch");
+  const Summary* curl = summary_of(s, cell, "curl");
+  if (cell.variant != "first" || rf == nullptr || curl == nullptr) return;
+  out->push_back(ratio_check("cold start: first byte vs libcurl", cell, rf->wall_s.median, curl->wall_s.median,
+                             kColdFirstByteBound, true));
+}
+
 void small_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
   const Summary* rf = summary_of(s, cell, "ringfetch");
   const Summary* curl = summary_of(s, cell, "curl");
-  if (cell.connections != kTargetSmallConns || rf == nullptr || curl == nullptr) return;
+  const Summary* raw = summary_of(s, cell, "raw");
+  if (cell.connections != kTargetSmallConns || rf == nullptr) return;
+  if (raw != nullptr) {
+    out->push_back(ratio_check("CPU/request vs raw", cell, rf->cpu_us_per_request.median,
+                               raw->cpu_us_per_request.median, kSmallRawCpuBound, true));
+  }
+  if (curl == nullptr) return;
   out->push_back(ratio_check("req/s vs tuned libcurl", cell, rf->requests_per_s.median, curl->requests_per_s.median,
                              kSmallRateBound, false));
   out->push_back(ratio_check("CPU/request vs tuned libcurl", cell, rf->cpu_us_per_request.median,
@@ -148,6 +173,57 @@ void print_latency_row(std::FILE* out, const CellReport& cell, const std::string
                bytes_text(s.copied).c_str());
 }
 
+void print_fill_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                    bool ranges) {
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %-22s %9s\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.2f", s.wall_s, ranges).c_str(), with_range("%.2f", s.gb_per_s, ranges).c_str(),
+               with_range("%.3f", s.cpu_s_per_gb, ranges).c_str(), bytes_text(s.copied).c_str());
+}
+
+// Fill: its own table, because its wall time includes the first touch of fresh memory, unlike the bulk rows.
+void print_fill_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_fill(); })) return;
+  std::fprintf(out, "\nFill the caller's memory (whole object into one fresh buffer per repetition: mapped before the "
+                    "clock starts, not pre-faulted, no huge-page advice; its first touch - page faults, or the "
+                    "pinning of a registration - is timed; median [min-max])\n");
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %-22s %9s\n", "cell", "contender", "wall s", "wall GB/s", "CPU s/GB",
+               "copied");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_fill()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_fill_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+}
+
+void print_cold_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
+                    bool ranges) {
+  const auto ms = [](const Spread& v) { return Spread{v.median * kMillisPerSecond, v.min * kMillisPerSecond,
+                                                      v.max * kMillisPerSecond}; };
+  std::fprintf(out, "%-27s %-16s %-24s %-24s %-22s\n", cell.label().c_str(), contender.c_str(),
+               with_range("%.1f", ms(s.wall_s), ranges).c_str(), with_range("%.1f", ms(s.exit_s), ranges).c_str(),
+               with_range("%.1f", ms(s.cpu_s), ranges).c_str());
+}
+
+void print_cold_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_cold(); })) return;
+  std::fprintf(out, "\nCold start (a fresh process per repetition, timed from before posix_spawn; \"ready\" = the child "
+                    "has the first item's bytes (first) or the whole object in fresh memory (whole); median [min-max])\n");
+  std::fprintf(out, "%-27s %-16s %-24s %-24s %-22s\n", "cell", "contender", "ready ms", "exit ms", "child CPU ms");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_cold()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
+                                       s.error.c_str());
+      else print_cold_row(out, cell, c.contender, s, c.runs.size() > 1);
+    }
+  }
+}
+
 void print_small_row(std::FILE* out, const CellReport& cell, const std::string& contender, const Summary& s,
                      bool ranges) {
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6llu %8s %5.1f\n", cell.label().c_str(), contender.c_str(),
@@ -164,6 +240,7 @@ nlohmann::json run_json(const RunResult& r) {
                       {"wall_s", r.wall_s},
                       {"cpu_user_s", r.user_s},
                       {"cpu_sys_s", r.sys_s},
+                      {"exit_s", r.exit_s},
                       {"requests", r.requests},
                       {"bytes_useful", r.bytes_useful},
                       {"bytes_wire", r.bytes_wire},
@@ -183,6 +260,7 @@ nlohmann::json run_json(const RunResult& r) {
 nlohmann::json summary_json(const Summary& s) {
   return {{"reps_ok", s.reps_ok},
           {"wall_s", spread_json(s.wall_s)},
+          {"exit_s", spread_json(s.exit_s)},
           {"cpu_s", spread_json(s.cpu_s)},
           {"gb_per_s", spread_json(s.gb_per_s)},
           {"cpu_s_per_gb", spread_json(s.cpu_s_per_gb)},
@@ -261,6 +339,7 @@ Summary summarize(const ContenderRuns& c) {
   s.switches_per_request = static_cast<double>(last.voluntary_switches) / std::max<uint64_t>(1, last.requests);
   const auto gb = [](const RunResult& r) { return static_cast<double>(r.bytes_useful) / kBytesPerGB; };
   s.wall_s = spread(ok, [](const RunResult& r) { return r.wall_s; });
+  s.exit_s = spread(ok, [](const RunResult& r) { return r.exit_s; });
   s.cpu_s = spread(ok, [](const RunResult& r) { return r.cpu_s(); });
   s.gb_per_s = spread(ok, [&](const RunResult& r) { return gb(r) / r.wall_s; });
   s.cpu_s_per_gb = spread(ok, [&](const RunResult& r) { return r.cpu_s() / gb(r); });
@@ -285,17 +364,22 @@ std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
     else if (cell.workload == "checkpoint") checkpoint_targets(cell, s, &out);
     else if (cell.workload == "small") small_targets(cell, s, &out);
     else if (cell.workload == "latency") latency_targets(cell, s, &out);
+    else if (cell.workload == "cold") cold_targets(cell, s, &out);
   }
   return out;
 }
 
-void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
+namespace {
+
+void print_bulk_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  const auto bulk = [](const CellReport& c) { return !c.is_small() && !c.is_latency() && !c.is_fill() && !c.is_cold(); };
+  if (std::none_of(cells.begin(), cells.end(), bulk)) return;
   std::fprintf(out, "\nBulk workloads (median [min-max] over repetitions; GB = 1e9 useful bytes; CPU = user+sys of "
                     "the client process)\n");
   std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall GB/s", "CPU s/GB", "req",
                "overfetch", "copied");
   for (const CellReport& cell : cells) {
-    if (cell.is_small() || cell.is_latency()) continue;
+    if (!bulk(cell)) continue;
     for (const ContenderRuns& c : cell.contenders) {
       const Summary s = summarize(c);
       if (s.reps_ok == 0) std::fprintf(out, "%-27s %-16s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(),
@@ -303,12 +387,16 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_bulk_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
-  if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_latency(); })) {
-    std::fprintf(out, "\nFirst-byte latency (FaultServer delays every response; median [min-max] over repetitions; "
-                      "CPU = user+sys of the client process)\n");
-    std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall ms", "CPU ms", "req",
-                 "overfetch", "copied");
-  }
+  if (std::any_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.protocol == Protocol::kHttps; }))
+    std::fprintf(out, "(uring, the io_uring limit, speaks plain HTTP only: no row in https cells)\n");
+}
+
+void print_latency_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_latency(); })) return;
+  std::fprintf(out, "\nFirst-byte latency (FaultServer delays every response; median [min-max] over repetitions; "
+                    "CPU = user+sys of the client process)\n");
+  std::fprintf(out, "%-27s %-16s %-22s %-22s %6s %9s %9s\n", "cell", "contender", "wall ms", "CPU ms", "req",
+               "overfetch", "copied");
   for (const CellReport& cell : cells) {
     if (!cell.is_latency()) continue;
     for (const ContenderRuns& c : cell.contenders) {
@@ -318,6 +406,10 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_latency_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
+}
+
+void print_small_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_small(); })) return;
   std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
   std::fprintf(out, "%-17s %-16s %-22s %-20s %-18s %-20s %6s %8s %5s\n", "cell", "contender", "req/s",
                "CPU us/req", "p50 us", "p99 us", "req", "copied", "csw/r");
@@ -330,6 +422,16 @@ void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
       else print_small_row(out, cell, c.contender, s, c.runs.size() > 1);
     }
   }
+}
+
+}  // namespace
+
+void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
+  print_bulk_table(out, cells);
+  print_latency_table(out, cells);
+  print_fill_table(out, cells);
+  print_cold_table(out, cells);
+  print_small_table(out, cells);
 }
 
 void print_targets(std::FILE* out, const std::vector<TargetCheck>& targets) {
@@ -351,6 +453,9 @@ void write_json(const std::string& path, const Facts& facts, const BenchOptions&
                   {"small_reads", options.small_reads},
                   {"latency_bytes", options.latency_bytes},
                   {"latency_ms", options.latency_ms},
+                  {"fill_bytes", options.fill_bytes},
+                  {"fill_connections", options.fill_connections},
+                  {"cold_first_bytes", options.cold_first_bytes},
                   {"client_cpu", options.client_cpu},
                   {"server_cpu", options.server_cpu},
                   {"command", options.command_line}};
@@ -377,10 +482,13 @@ void write_json(const std::string& path, const Facts& facts, const BenchOptions&
 }
 
 std::string draw_plot(const std::string& png_path, const std::vector<CellReport>& cells, const Facts& facts) {
-  const std::vector<std::string> bulk_contenders = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
-  const std::vector<std::string> small_contenders = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  const std::vector<std::string> bulk_contenders = {"ringfetch", "uring", "raw", "curl", "curl-default",
+                                                    "curl-naive"};
+  const std::vector<std::string> small_contenders = {"ringfetch", "ringfetch-1fetch", "uring", "raw", "curl",
+                                                     "curl-default"};
   std::vector<const CellReport*> bulk, small;
-  for (const CellReport& c : cells) (c.is_small() ? small : bulk).push_back(&c);
+  for (const CellReport& c : cells)
+    if (!c.is_cold()) (c.is_small() ? small : bulk).push_back(&c);  // cold start is in ms, not per GB: table only
   std::string dir_template = (std::filesystem::temp_directory_path() / "ringfetch-bench-plot-XXXXXX").string();
   if (mkdtemp(dir_template.data()) == nullptr) return "cannot create a temporary directory for the plot data";
   const std::filesystem::path dir = dir_template;

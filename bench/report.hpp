@@ -15,12 +15,12 @@
 namespace ringfetch::bench {
 
 struct ContenderRuns {
-  std::string contender;  // ringfetch, ringfetch-1fetch, raw, curl, curl-default, curl-naive
+  std::string contender;  // ringfetch, ringfetch-1fetch, uring, raw, curl, curl-default, curl-naive
   std::vector<RunResult> runs;
 };
 
 struct CellReport {
-  std::string workload;  // whole, checkpoint, small, latency
+  std::string workload;  // whole, checkpoint, small, latency, fill, cold
   std::string variant;   // full / partial for checkpoint, partial for latency, else ""
   Protocol protocol = Protocol::kHttp;
   unsigned connections = 1;
@@ -28,6 +28,8 @@ struct CellReport {
 
   bool is_small() const { return workload == "small"; }
   bool is_latency() const { return workload == "latency"; }
+  bool is_fill() const { return workload == "fill"; }
+  bool is_cold() const { return workload == "cold"; }
   std::string label() const;  // "whole https c=8", "checkpoint partial http c=8"
   const ContenderRuns* find(const std::string& contender) const;
 };
@@ -37,6 +39,7 @@ struct Summary {
   unsigned reps_ok = 0;
   std::string error;       // of the first failed repetition, if any
   Spread wall_s;
+  Spread exit_s;           // cold start only
   Spread cpu_s;
   Spread gb_per_s;
   Spread cpu_s_per_gb;

@@ -1,15 +1,20 @@
 // ringfetch_bench: the head-to-head harness. It writes its data, starts its own nginx on loopback (HTTP and HTTPS,
 // a private self-signed CA), pins itself and nginx to one CPU each, and runs every contender — ringfetch through its
-// public API, libcurl multi (tuned and default, plus one-request-per-item where the workload has items), and a raw
-// epoll/OpenSSL client — on the same requests, interleaved (the contender order rotates every repetition) and
-// repeated. Every destination is pre-faulted once and reused; ringfetch keeps one Engine, so its arena is faulted
-// in once. The latency workload talks to our FaultServer instead (a child process on the server CPU, holding its
-// object in memory and delaying every response's first byte, as an object store does). Prints the tables and the
-// targets; optionally writes JSON and a gnuplot figure.
+// public API, libcurl multi (tuned and default, plus one-request-per-item where the workload has items), a raw
+// epoll/OpenSSL client, and "uring", a minimal io_uring client (plain HTTP, READ_FIXED into registered memory: the
+// limit ringfetch's CPU per GB is held against) — on the same requests, interleaved (the contender order rotates
+// every repetition) and repeated. Every destination is pre-faulted once and reused; ringfetch keeps one Engine, so
+// its arena is faulted in once, and uring registers the shared destination once. Two workloads differ on purpose:
+// fill writes a whole object into a fresh, never-touched buffer per repetition (the first touch is timed), and cold
+// start times fresh processes of this program (--cold-start-child, see cold_start.hpp). The latency workload talks
+// to our FaultServer instead (a child process on the server CPU, holding its object in memory and delaying every
+// response's first byte, as an object store does). Prints the tables and the targets; optionally writes JSON and a
+// gnuplot figure.
 #include <openssl/crypto.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -23,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "bench_options.hpp"
+#include "cold_start.hpp"
 #include "cpu_affinity.hpp"
 #include "curl_client.hpp"
 #include "latency_server.hpp"
@@ -30,6 +36,7 @@
 #include "raw_client.hpp"
 #include "report.hpp"
 #include "ringfetch_client.hpp"
+#include "uring_client.hpp"
 #include "servers/nginx_server.hpp"
 #include "workloads.hpp"
 
@@ -40,6 +47,7 @@ constexpr uint64_t kArenaSlackBytes = 256 * kMiB;  // first-fit waste at chunk e
 constexpr uint64_t kArenaItemAlign = 64;           // RegisteredArena::kMinAlignment
 constexpr unsigned kEngineThreads = 1;             // the client owns one CPU
 constexpr unsigned kWarmupConnections = 16;
+constexpr uint64_t kMinDestinationBytes = 1 * kMiB;  // when only fill cells run, the shared destination is unused
 
 // Memory that every transport contender writes into: mapped once, huge pages asked for (as ringfetch's arena
 // does), faulted in before the first run and reused by every run.
@@ -56,6 +64,27 @@ class DestinationBuffer {
   DestinationBuffer(const DestinationBuffer&) = delete;
   DestinationBuffer& operator=(const DestinationBuffer&) = delete;
   std::span<std::byte> span(uint64_t n) const { return {data_, n}; }
+  std::span<std::byte> all() const { return {data_, bytes_}; }
+
+ private:
+  std::byte* data_ = nullptr;
+  uint64_t bytes_ = 0;
+};
+
+// The fill workload's memory: mapped afresh for every run, before the clock starts, and neither pre-faulted nor
+// advised to use huge pages (what a loader allocating new tensors gets), so that the first touch of every page
+// falls inside the timed run, whoever makes it: the client's copy, the kernel's recv, or a registration's pinning.
+class FreshBuffer {
+ public:
+  explicit FreshBuffer(uint64_t bytes) : bytes_(bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap of a fresh fill buffer failed");
+    data_ = static_cast<std::byte*>(p);
+  }
+  ~FreshBuffer() { munmap(data_, bytes_); }
+  FreshBuffer(const FreshBuffer&) = delete;
+  FreshBuffer& operator=(const FreshBuffer&) = delete;
+  std::span<std::byte> span() const { return {data_, bytes_}; }
 
  private:
   std::byte* data_ = nullptr;
@@ -68,6 +97,7 @@ struct Workloads {
   Workload checkpoint_partial;
   Workload small;
   Workload latency;
+  Workload fill;  // the whole-object parts of a fill_bytes object, each filled in place into fresh memory
 };
 
 // A cell: one workload, protocol and connection count, and the contenders that run it.
@@ -82,6 +112,7 @@ struct Context {
   ServerEndpoint latency_server;  // the FaultServer with a first-byte delay (http only)
   DestinationBuffer& dest;
   RingfetchContender& ringfetch;
+  UringContender* uring;  // registers all of `dest` once, as ringfetch's engine registers its arena once
 
   const ServerEndpoint& server_for(const Cell& cell) const {
     return cell.report.workload == "latency" ? latency_server : server;
@@ -140,10 +171,12 @@ uint64_t arena_bytes_for(const std::vector<const Workload*>& workloads) {
 
 std::vector<std::string> contenders_for(const std::string& workload, const BenchOptions& o) {
   std::vector<std::string> all;
-  if (workload == "whole") all = {"ringfetch", "raw", "curl", "curl-default"};
-  if (workload == "checkpoint") all = {"ringfetch", "raw", "curl", "curl-default", "curl-naive"};
-  if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "raw", "curl", "curl-default"};
+  if (workload == "whole") all = {"ringfetch", "uring", "raw", "curl", "curl-default"};
+  if (workload == "checkpoint") all = {"ringfetch", "uring", "raw", "curl", "curl-default", "curl-naive"};
+  if (workload == "small") all = {"ringfetch", "ringfetch-1fetch", "uring", "raw", "curl", "curl-default"};
   if (workload == "latency") all = {"ringfetch", "raw", "curl", "curl-naive"};
+  if (workload == "fill") all = {"ringfetch", "uring", "raw", "curl"};
+  if (workload == "cold") all = {"ringfetch", "raw", "curl"};
   std::vector<std::string> kept;
   for (const std::string& c : all)
     if (o.wants_contender(c)) kept.push_back(c);
@@ -158,7 +191,10 @@ void add_cell(std::vector<Cell>* cells, const BenchOptions& o, const Workload& w
   cell.report.variant = variant;
   cell.report.protocol = protocol;
   cell.report.connections = connections;
-  for (const std::string& c : contenders_for(workload, o)) cell.report.contenders.push_back({c, {}});
+  for (const std::string& c : contenders_for(workload, o)) {
+    if (c == "uring" && protocol != Protocol::kHttp) continue;  // plain HTTP only; the table says so
+    cell.report.contenders.push_back({c, {}});
+  }
   cell.workload = &w;
   if (!cell.report.contenders.empty()) cells->push_back(std::move(cell));
 }
@@ -171,10 +207,21 @@ std::vector<Cell> make_cells(const BenchOptions& o, const Workloads& w) {
   add_cell(&cells, o, w.checkpoint_partial, "checkpoint", "partial", Protocol::kHttp, o.checkpoint_connections);
   for (unsigned c : o.small_connections) add_cell(&cells, o, w.small, "small", "", Protocol::kHttp, c);
   add_cell(&cells, o, w.latency, "latency", "partial", Protocol::kHttp, o.latency_connections);
+  add_cell(&cells, o, w.fill, "fill", "", Protocol::kHttp, o.fill_connections);
+  add_cell(&cells, o, w.fill, "cold", "first", Protocol::kHttp, 1);
+  add_cell(&cells, o, w.fill, "cold", "whole", Protocol::kHttp, o.fill_connections);
   return cells;
 }
 
-RunResult run_transport(const std::string& contender, const Cell& cell, Context& ctx) {
+// Whether `contender` runs in a cell that uses the shared destination (every workload but fill).
+bool runs_on_shared_dest(const std::vector<Cell>& cells, const std::string& contender) {
+  return std::any_of(cells.begin(), cells.end(), [&](const Cell& c) {
+    return !c.report.is_fill() && !c.report.is_cold() && c.report.find(contender) != nullptr;
+  });
+}
+
+TransportJob transport_job(const std::string& contender, const Cell& cell, const Context& ctx,
+                           std::span<std::byte> dest) {
   const Workload& w = *cell.workload;
   TransportJob job;
   job.protocol = cell.report.protocol;
@@ -182,13 +229,57 @@ RunResult run_transport(const std::string& contender, const Cell& cell, Context&
   job.path = "/" + w.object.key;
   job.connections = cell.report.connections;
   job.requests = contender == "curl-naive" ? std::span<const ByteSpan>(w.per_item) : std::span<const ByteSpan>(w.planned);
-  job.dest = ctx.dest.span(w.object.size);
+  job.dest = dest;
   job.record_latency = cell.report.is_small();
+  return job;
+}
+
+RingfetchJob ringfetch_job(const std::string& contender, const Cell& cell, const Context& ctx) {
+  RingfetchJob job;
+  job.protocol = cell.report.protocol;
+  job.server = ctx.server_for(cell);
+  job.workload = cell.workload;
+  job.connections = cell.report.connections;
+  job.mode = contender == "ringfetch-1fetch" ? RingfetchMode::kPerRequest
+             : cell.report.is_small()       ? RingfetchMode::kCallback
+                                            : RingfetchMode::kViews;
+  return job;
+}
+
+// One fill run: a fresh buffer (mapped untimed), filled in place (timed, first touch included), checked (untimed),
+// unmapped (untimed). The uring contender registers it inside its run, as ringfetch does.
+RunResult run_fill(const std::string& contender, const Cell& cell, Context& ctx) {
+  const Workload& w = *cell.workload;
+  FreshBuffer buffer(w.object.size);
+  if (contender == "ringfetch") {
+    RingfetchJob job = ringfetch_job(contender, cell, ctx);
+    job.destination = buffer.span();
+    return ctx.ringfetch.run(job);
+  }
+  const TransportJob job = transport_job(contender, cell, ctx, buffer.span());
+  RunResult r;
+  Stopwatch clock;
+  clock.start();
+  if (contender == "uring") run_uring(job, &r);
+  else if (contender == "raw") run_raw(job, &r);
+  else run_curl(job, CurlProfile::kTuned, &r);
+  clock.stop();
+  clock.report(&r);
+  r.bytes_useful = w.bytes_useful;
+  if (r.ok) r.error = check_mirror(job.dest, w.items, w.object.seed);
+  r.ok = r.ok && r.error.empty();
+  return r;
+}
+
+RunResult run_transport(const std::string& contender, const Cell& cell, Context& ctx) {
+  const Workload& w = *cell.workload;
+  const TransportJob job = transport_job(contender, cell, ctx, ctx.dest.span(w.object.size));
   poison_mirror(job.dest, w.items);
   RunResult r;
   Stopwatch clock;
   clock.start();
   if (contender == "raw") run_raw(job, &r);
+  else if (contender == "uring") ctx.uring->run(job, &r);
   else run_curl(job, contender == "curl-default" ? CurlProfile::kDefaults : CurlProfile::kTuned, &r);
   clock.stop();
   clock.report(&r);
@@ -198,23 +289,35 @@ RunResult run_transport(const std::string& contender, const Cell& cell, Context&
   return r;
 }
 
-RunResult run_contender(const std::string& contender, const Cell& cell, Context& ctx) {
-  if (contender.rfind("ringfetch", 0) != 0) return run_transport(contender, cell, ctx);
-  RingfetchJob job;
-  job.protocol = cell.report.protocol;
-  job.server = ctx.server_for(cell);
-  job.workload = cell.workload;
+// A fresh process of the harness itself per run (see cold_start.hpp).
+RunResult run_cold(const std::string& contender, const Cell& cell, const Context& ctx) {
+  ColdStartJob job;
+  job.contender = contender;
+  job.whole = cell.report.variant == "whole";
+  job.server = ctx.server;
+  job.object = cell.workload->object;
+  job.first_bytes = ctx.options.cold_first_bytes;
   job.connections = cell.report.connections;
-  job.mode = contender == "ringfetch-1fetch" ? RingfetchMode::kPerRequest
-             : cell.report.is_small()       ? RingfetchMode::kCallback
-                                            : RingfetchMode::kViews;
-  return ctx.ringfetch.run(job);
+  return run_cold_start(job);
+}
+
+RunResult run_contender(const std::string& contender, const Cell& cell, Context& ctx) {
+  if (cell.report.is_fill()) return run_fill(contender, cell, ctx);
+  if (cell.report.is_cold()) return run_cold(contender, cell, ctx);
+  if (contender.rfind("ringfetch", 0) != 0) return run_transport(contender, cell, ctx);
+  return ctx.ringfetch.run(ringfetch_job(contender, cell, ctx));
 }
 
 void print_progress(unsigned rep, unsigned reps, const Cell& cell, const std::string& contender, const RunResult& r) {
   if (!r.ok) {
     std::fprintf(stderr, "[%u/%u] %-27s %-16s FAILED: %s\n", rep + 1, reps, cell.report.label().c_str(),
                  contender.c_str(), r.error.c_str());
+    return;
+  }
+  if (cell.report.is_cold()) {
+    std::fprintf(stderr, "[%u/%u] %-27s %-16s %8.1f ms to %s, %8.1f ms to exit, child CPU %.1f ms\n", rep + 1, reps,
+                 cell.report.label().c_str(), contender.c_str(), r.wall_s * 1e3,
+                 cell.report.variant == "whole" ? "loaded" : "first bytes", r.exit_s * 1e3, r.cpu_s() * 1e3);
     return;
   }
   const double gb = static_cast<double>(r.bytes_useful) / 1e9;
@@ -273,17 +376,22 @@ std::string prioritize(const BenchOptions& o, pid_t nginx_pgid) {
 Workloads make_workloads(const BenchOptions& o) {
   const ObjectFile whole = whole_object(o.whole_bytes);
   const ObjectFile checkpoint = checkpoint_object(o.checkpoint_bytes);
+  const ObjectFile fill = whole_object(o.fill_bytes);
   const bool need_whole = o.wants_workload("whole") || o.wants_workload("small");
   if (need_whole && ensure_object_file(o.data_dir, whole)) std::fprintf(stderr, "wrote %s\n", whole.key.c_str());
+  const bool need_fill = o.wants_workload("fill") || o.wants_workload("cold");
+  if (need_fill && ensure_object_file(o.data_dir, fill)) std::fprintf(stderr, "wrote %s\n", fill.key.c_str());
   if (o.wants_workload("checkpoint") && ensure_object_file(o.data_dir, checkpoint))
     std::fprintf(stderr, "wrote %s\n", checkpoint.key.c_str());
+  Workload fill_workload = make_whole(fill);
+  fill_workload.name = "fill";
   return {make_whole(whole), make_checkpoint(checkpoint, false), make_checkpoint(checkpoint, true),
           make_small(whole, o.small_reads),
-          make_latency(latency_object(o.latency_bytes), latency_max_gap(o.latency_ms))};
+          make_latency(latency_object(o.latency_bytes), latency_max_gap(o.latency_ms)), std::move(fill_workload)};
 }
 
 void describe_workloads(const Workloads& w, Facts* facts) {
-  for (const Workload* x : {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small, &w.latency}) {
+  for (const Workload* x : {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small, &w.latency, &w.fill}) {
     facts->emplace("workload " + x->name,
                    x->object.key + ": " + std::to_string(x->items.size()) + " items, " +
                        std::to_string(x->bytes_useful) + " useful bytes, " + std::to_string(x->planned.size()) +
@@ -324,16 +432,19 @@ int run(const BenchOptions& o) {
   std::vector<const Workload*> used;
   uint64_t largest_object = 0;
   for (const Cell& c : cells) {
+    if (c.report.is_fill() || c.report.is_cold()) continue;  // fresh memory of their own, not the shared buffers
     used.push_back(c.workload);
     largest_object = std::max(largest_object, c.workload->object.size);
   }
   if (cells.empty()) throw std::runtime_error("the filters leave nothing to run");
-  DestinationBuffer dest(largest_object);
+  DestinationBuffer dest(std::max<uint64_t>(largest_object, kMinDestinationBytes));
   RingfetchContender ringfetch(kEngineThreads, arena_bytes_for(used));
+  std::unique_ptr<UringContender> uring;
+  if (runs_on_shared_dest(cells, "uring")) uring = std::make_unique<UringContender>(dest.all());
   facts["ringfetch engine"] = ringfetch.describe() + ", " + std::to_string(kEngineThreads) + " engine thread";
   ServerEndpoint latency_endpoint;
   latency_endpoint.http_port = latency_server ? latency_server->port() : 0;
-  Context ctx{o, server, latency_endpoint, dest, ringfetch};
+  Context ctx{o, server, latency_endpoint, dest, ringfetch, uring.get()};
   warm_up(cells, ctx);
   run_all(cells, ctx);
 
@@ -361,6 +472,8 @@ int run(const BenchOptions& o) {
 }  // namespace ringfetch::bench
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], ringfetch::bench::kColdStartChildFlag) == 0)
+    return ringfetch::bench::cold_start_child(argc, argv);
   int exit_code = 0;
   const auto options = ringfetch::bench::parse_options(argc, argv, &exit_code);
   if (!options) return exit_code;

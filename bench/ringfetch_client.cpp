@@ -24,9 +24,12 @@ StoreOptions store_options(const RingfetchJob& job) {
   return options;
 }
 
-Plan make_plan(const Workload& w) {
+Plan make_plan(const Workload& w, std::span<std::byte> destination) {
   Plan plan;
-  for (const ByteSpan& item : w.items) plan.add(w.object.key, item.offset, item.length);
+  for (const ByteSpan& item : w.items) {
+    if (destination.empty()) plan.add(w.object.key, item.offset, item.length);
+    else plan.add(w.object.key, item.offset, item.length, destination.subspan(item.offset, item.length));
+  }
   return plan;
 }
 
@@ -153,7 +156,7 @@ std::string RingfetchContender::describe() const {
 
 RunResult RingfetchContender::run(const RingfetchJob& job) {
   const Workload& w = *job.workload;
-  const Plan plan = make_plan(w);
+  const Plan plan = make_plan(w, job.destination);
   const StoreOptions options = store_options(job);
   Delivery delivery(plan.size());
   std::vector<uint64_t> issue_ns;
@@ -163,6 +166,10 @@ RunResult RingfetchContender::run(const RingfetchJob& job) {
   clock.start();
   try {
     Store store = Store::open(job.server.root_url(job.protocol), *engine_, options);
+    // Registering pins the pages, so fresh memory is faulted in here rather than by the reads.
+    MemoryRegistration registration;
+    if (!job.destination.empty()) registration = engine_->register_memory(job.destination);
+    if (!job.destination.empty() && !registration.registered()) result.detail = "destination not registered";
     switch (job.mode) {
       case RingfetchMode::kViews: consume_views(store, plan, &delivery); break;
       case RingfetchMode::kCallback: consume_callbacks(store, plan, job.connections, &delivery, &issue_ns); break;

@@ -26,6 +26,10 @@ struct RingfetchJob {
   const Workload* workload = nullptr;
   unsigned connections = 1;
   RingfetchMode mode = RingfetchMode::kViews;
+  // Empty: items land in the engine's arena. Else object-sized caller memory: every item is given
+  // destination[offset, offset + length) as its Plan destination, and the run registers the memory with the
+  // engine (Engine::register_memory, inside the timed run: what a loader filling fresh tensors pays).
+  std::span<std::byte> destination;
 };
 
 class RingfetchContender {
