@@ -320,6 +320,9 @@ std::string rate_text(const BenchRow& row, double value, int decimals) {
   return text;
 }
 
+// Small reads over a slow peer run at a few MB/s: enough decimals that the figure is not "0.00".
+int gbps_decimals(double gbps) { return gbps >= 1 ? 2 : gbps >= 0.01 ? 3 : 4; }
+
 std::string ms_text(std::optional<double> ms) {
   if (!ms) return "-";
   char text[32];
@@ -349,7 +352,7 @@ void print_table(const BenchOptions& options, const BenchReport& report) {
   for (const BenchRow& row : report.rows) {
     std::printf("%-16s %11s %9llu %8llu %8s %9s %8s %8s\n", row.pattern.c_str(), human_bytes(row.bytes).c_str(),
                 static_cast<unsigned long long>(row.requests), static_cast<unsigned long long>(row.retries),
-                rate_text(row, row.gbps(), 2).c_str(), rate_text(row, row.cpu_per_gb(), 3).c_str(),
+                rate_text(row, row.gbps(), gbps_decimals(row.gbps())).c_str(), rate_text(row, row.cpu_per_gb(), 3).c_str(),
                 ms_text(row.percentile_ms(0.5)).c_str(), ms_text(row.percentile_ms(0.99)).c_str());
   }
   if (report.prefix.empty()) return;
@@ -393,13 +396,15 @@ void print_json(const BenchOptions& options, const BenchReport& report) {
   std::printf("%s\n", out.dump().c_str());
 }
 
-// How a root's created objects are removed.
-CreatedObjects::Remover remover_for(const BenchOptions& options, s3::S3Client* client, const std::string& prefix) {
+// How a root's created objects are removed. For s3:// the removal opens a client of its own: the upload client's
+// keep-alive connections have sat idle through the read patterns, and a server that closed them meanwhile (node's
+// s3rver does after 5 s) made DeleteObjects fail with EPIPE on every attempt, each one given another stale socket.
+CreatedObjects::Remover remover_for(const BenchOptions& options, Engine& engine, const std::string& prefix) {
   if (options.kind == RootKind::kS3) {
-    return [client, root = parse_s3_root(options.root)](const std::vector<std::string>& keys) {
+    return [&engine, &options, root = parse_s3_root(options.root)](const std::vector<std::string>& keys) {
       std::vector<std::string> full;
       for (const std::string& key : keys) full.push_back(root.full_key(key));
-      client->remove_many(root.bucket, full);
+      s3::S3Client::open(engine, options.store.s3, options.store.http).remove_many(root.bucket, full);
     };
   }
   return [url = options.root, prefix](const std::vector<std::string>& keys) {
@@ -448,7 +453,7 @@ int run_bench(const Arguments& args) {
   std::optional<s3::S3Client> client;
   if (options.kind == RootKind::kS3) client = s3::S3Client::open(engine, options.store.s3, options.store.http);
   const std::string prefix = unique_bench_prefix();
-  CreatedObjects created(prefix, remover_for(options, client ? &*client : nullptr, prefix));
+  CreatedObjects created(prefix, remover_for(options, engine, prefix));
   if (options.keep) created.keep();
   BenchContext context{options, cancel};
   BenchReport report;

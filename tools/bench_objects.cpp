@@ -124,7 +124,8 @@ CreatedObjects::~CreatedObjects() {
 
 void CreatedObjects::add(std::string key) {
   std::lock_guard lock(mutex_);
-  keys_.push_back(std::move(key));
+  // Repeated write runs rewrite the same keys; each is removed once.
+  if (std::find(keys_.begin(), keys_.end(), key) == keys_.end()) keys_.push_back(std::move(key));
 }
 
 size_t CreatedObjects::count() const {
