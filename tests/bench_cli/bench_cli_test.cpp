@@ -286,6 +286,20 @@ TEST_F(BenchS3, MultipartWritesAndKeepLeavesTheObjectsUnderTheRootPrefix) {
   EXPECT_NE(objects[0].etag, objects[1].etag);
 }
 
+TEST_F(BenchS3, InterruptDuringUploadsRemovesWhatLanded) {
+  // s3rver takes tens of MB/s: many write runs keep the bench uploading when the signal comes.
+  std::vector<std::string> args = {"bench", std::string("s3://") + kBucket + "/runs", "--patterns", "write",
+                                   "--objects", "4", "--size-mib", "8", "--reps", "100", "--endpoint-url",
+                                   s3_env().server.endpoint()};
+  testing::RunningCli running(args, s3_cli_environment());
+  while (listed().empty()) ::usleep(20'000);
+  running.signal(SIGINT);
+  const CliResult r = running.wait();
+  EXPECT_EQ(r.exit_code, 128 + SIGINT) << describe(r);
+  EXPECT_NE(r.err.find("removed"), std::string::npos) << describe(r);
+  EXPECT_TRUE(listed().empty()) << "left behind: " << listed().front().key << "\n" << describe(r);
+}
+
 TEST_F(BenchS3, ReadsNamedObjectsWithoutCreatingAny) {
   const std::vector<std::byte> data = testing::make_pattern(3 << 20, 5);
   client_->put(kBucket, "given/blob", data);
