@@ -21,5 +21,6 @@ int run_ls(const Arguments& args);
 int run_rm(const Arguments& args);
 int run_uploads(const Arguments& args);
 int run_mb(const Arguments& args);
+int run_bench(const Arguments& args);
 
 }  // namespace ringfetch::cli

@@ -1,4 +1,4 @@
-// The `ringfetch` command: dispatches to a subcommand (demo, load, cat, get, put, ls, rm) and turns what escapes
+// The `ringfetch` command: dispatches to a subcommand (demo, load, cat, get, put, ls, rm, bench) and turns what escapes
 // it into the program's contract with shells and scripts: usage mistakes -> one line on stderr and exit 2,
 // runtime failures -> "ringfetch: <message>" and exit 1, success -> 0. The subcommands use only the public API.
 #include <cstdio>
@@ -30,6 +30,7 @@ constexpr char kProgramHelp[] =
     "  rm     delete S3 objects\n"
     "  mb     create an S3 bucket\n"
     "  uploads  list (or --abort) the multipart uploads in progress under an s3:// prefix\n"
+    "  bench  measure reads (and S3 writes) against a store root with objects it makes and removes\n"
     "\n"
     "Run 'ringfetch <command> --help' for a command's options.\n"
     "Exit status: 0 on success, 1 when the work failed, 2 when the command line (a flag or a URL) is wrong,\n"
@@ -64,8 +65,9 @@ int dispatch(const Arguments& words) {
   if (command == "rm") return run_rm(rest);
   if (command == "uploads") return run_uploads(rest);
   if (command == "mb") return run_mb(rest);
+  if (command == "bench") return run_bench(rest);
   throw UsageError("ringfetch: unknown command '" + std::string(command) +
-                   "' (expected demo, load, cat, get, put, ls, rm, mb or uploads; see 'ringfetch --help')");
+                   "' (expected demo, load, cat, get, put, ls, rm, mb, uploads or bench; see 'ringfetch --help')");
 }
 
 int run(const Arguments& words) {
