@@ -7,6 +7,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cstdio>
@@ -110,7 +116,38 @@ const BIO_METHOD* channel_method() {
   return method;
 }
 
+// Closes a descriptor on scope exit (the probe opens three).
+struct ScopedFd {
+  int fd = -1;
+  ~ScopedFd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+// A connected loopback TCP socket, because the kernel only attaches "tls" to an established connection.
+bool probe_ktls_on_loopback() {
+  ScopedFd listener{socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  ScopedFd client{socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  if (listener.fd < 0 || client.fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  auto* generic = reinterpret_cast<sockaddr*>(&address);
+  if (bind(listener.fd, generic, length) != 0 || listen(listener.fd, 1) != 0 ||
+      getsockname(listener.fd, generic, &length) != 0 || connect(client.fd, generic, length) != 0) {
+    return false;
+  }
+  static constexpr char kUlp[] = "tls";
+  return setsockopt(client.fd, IPPROTO_TCP, TCP_ULP, kUlp, sizeof(kUlp)) == 0;  // ENOENT: no tls module
+}
+
 }  // namespace
+
+bool kernel_offers_ktls() {
+  static const bool offered = probe_ktls_on_loopback();
+  return offered;
+}
 
 Status TlsContext::create(const TlsOptions& options, std::shared_ptr<TlsContext>* out) {
   std::shared_ptr<TlsContext> context(new TlsContext());

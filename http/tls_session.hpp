@@ -24,6 +24,11 @@ struct TlsOptions {
   std::string ca_file;  // PEM; empty: SSL_CERT_FILE, AWS_CA_BUNDLE, then the system store
 };
 
+// Whether this kernel can take TLS record processing over on a TCP socket (the "tls" upper-layer protocol):
+// probed once per process on a throwaway loopback connection, then cached. False whenever anything about the probe
+// fails, so callers simply keep TLS in user space.
+bool kernel_offers_ktls();
+
 class TlsContext {
  public:
   // Errors (kInvalidArgument) name an unreadable CA file.
