@@ -1,5 +1,5 @@
-// Connection implementation: socket ops as Completions on the owning worker's loop; TLS handshake, writes and
-// reads pumped through the session's memory BIOs.
+// Connection implementation: socket ops as Completions on the owning worker's loop. For TLS, the session reads
+// ciphertext in place from network_buffer_ (what the last recv filled) and appends its records to send_buffer_.
 #include "http/connection.hpp"
 
 #include <netdb.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 
@@ -74,7 +75,9 @@ void Connection::on_connect_done(engine::Completion* c) {
     return;
   }
   self->tls_ = std::make_unique<TlsSession>();
-  Status init = self->tls_->init(self->tls_context_, self->endpoint_.host, self->endpoint_.ip_literal);
+  self->send_buffer_.clear();
+  Status init = self->tls_->init(self->tls_context_, self->endpoint_.host, self->endpoint_.ip_literal,
+                                 &self->send_buffer_);
   if (!init.ok()) {
     self->finish_connect(init);
     return;
@@ -86,7 +89,7 @@ void Connection::on_connect_done(engine::Completion* c) {
 
 void Connection::continue_handshake() {
   const TlsSession::Result r = tls_->handshake();
-  if (tls_->pending_output() > 0) {
+  if (!send_buffer_.empty()) {
     flush_tls_output(Pending::kHandshake);
     return;
   }
@@ -109,9 +112,9 @@ void Connection::continue_handshake() {
   }
 }
 
+// The session has appended its records to send_buffer_ (records a read produced, such as a TLS 1.3 key update
+// reply, are already in front of them); send them all.
 void Connection::flush_tls_output(Pending then) {
-  send_buffer_.resize(tls_->pending_output());
-  send_buffer_.resize(tls_->take_output(send_buffer_.data(), send_buffer_.size()));
   send_tail_ = {};
   send_offset_ = 0;
   after_flush_ = then;
@@ -122,6 +125,7 @@ void Connection::send(ConnectionUser* user, std::string_view head, std::span<con
   user_ = user;
   pending_ = Pending::kSend;
   if (tls_) {
+    assert(!send_op_.in_flight && "TLS records are appended to send_buffer_, which a send in flight reads");
     const bool written = tls_->write(head.data(), head.size()) == TlsSession::Result::kDone &&
                          (body.empty() || tls_->write(body.data(), body.size()) == TlsSession::Result::kDone);
     if (!written) {
@@ -170,6 +174,7 @@ void Connection::on_send_done(engine::Completion* c) {
     self->submit_send();
     return;
   }
+  self->send_buffer_.clear();  // keeps its capacity: the next records go into the same memory
   if (self->after_flush_ == Pending::kHandshake) {
     self->continue_handshake();
     return;
@@ -199,12 +204,28 @@ void Connection::receive(ConnectionUser* user, std::byte* dest, uint32_t length,
   worker_.loop().submit(&recv_op_);
 }
 
+// Decrypts every record at hand before calling back, so the exchange sees one callback per received chunk rather
+// than one per 16 KiB record. A close or failure found after some plaintext is held back and reported by the next
+// receive, after the bytes that preceded it.
 void Connection::tls_receive() {
-  size_t n = 0;
-  switch (tls_->read(dest_, dest_length_, &n)) {
-    case TlsSession::Result::kDone:
+  size_t filled = 0;
+  TlsSession::Result r = tls_held_result_;
+  tls_held_result_ = TlsSession::Result::kDone;
+  while (r == TlsSession::Result::kDone && filled < dest_length_) {
+    size_t n = 0;
+    r = tls_->read(dest_ + filled, dest_length_ - filled, &n);
+    if (r == TlsSession::Result::kDone) filled += n;
+  }
+  if (filled > 0) {
+    if (r == TlsSession::Result::kClosed || r == TlsSession::Result::kError) tls_held_result_ = r;
+    pending_ = Pending::kNone;
+    user_->on_received(static_cast<int32_t>(filled));
+    return;
+  }
+  switch (r) {
+    case TlsSession::Result::kDone:  // nothing was asked for
       pending_ = Pending::kNone;
-      user_->on_received(static_cast<int32_t>(n));
+      user_->on_received(0);
       return;
     case TlsSession::Result::kWantInput:
       submit_network_recv(timeout_ns_);
@@ -221,7 +242,9 @@ void Connection::tls_receive() {
   }
 }
 
+// Only called once the session has read all of the previous recv's bytes, so the recv may overwrite them.
 void Connection::submit_network_recv(uint64_t timeout_ns) {
+  assert(tls_->unread_input() == 0);
   recv_op_.op = engine::Completion::Op::kRecv;
   recv_op_.fd = fd_;
   recv_op_.buf = network_buffer_.data();
@@ -240,7 +263,7 @@ void Connection::on_recv_done(engine::Completion* c) {
                                   "TLS handshake with " + self->endpoint_.host_header + " failed: " + strerror(err)));
       return;
     }
-    self->tls_->put_input(self->network_buffer_.data(), static_cast<size_t>(c->result));
+    self->tls_->set_input(std::span(self->network_buffer_.data(), static_cast<size_t>(c->result)));
     self->continue_handshake();
     return;
   }
@@ -249,7 +272,7 @@ void Connection::on_recv_done(engine::Completion* c) {
     self->user_->on_received(c->result);
     return;
   }
-  self->tls_->put_input(self->network_buffer_.data(), static_cast<size_t>(c->result));
+  self->tls_->set_input(std::span(self->network_buffer_.data(), static_cast<size_t>(c->result)));
   self->tls_receive();
 }
 

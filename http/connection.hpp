@@ -102,6 +102,7 @@ class Connection {
   std::unique_ptr<std::byte[]> head_buffer_ = std::make_unique_for_overwrite<std::byte[]>(kHeadBufferBytes);
   std::byte* dest_ = nullptr;
   uint32_t dest_length_ = 0;
+  TlsSession::Result tls_held_result_ = TlsSession::Result::kDone;  // see tls_receive
   Status tls_status_;
 };
 

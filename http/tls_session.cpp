@@ -1,13 +1,23 @@
-// TLS through OpenSSL memory BIOs. The engine moves ciphertext between the socket and the BIOs; SSL_read writes
-// plaintext straight into the destination memory of the item being filled.
+// TLS through a BIO of our own over the connection's buffers. The engine moves ciphertext between the socket and
+// those buffers; SSL_read writes plaintext straight into the destination memory of the item being filled.
 #include "http/tls_session.hpp"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace ringfetch::http {
 namespace {
@@ -44,7 +54,100 @@ void warn_unverified_once() {
   std::fprintf(stderr, "ringfetch: warning: TLS certificate verification is turned off\n");
 }
 
+// The BIO between OpenSSL and the connection. A memory BIO would cost a copy of every received byte (receive buffer
+// into the BIO, then BIO into OpenSSL's record buffer); this one hands OpenSSL the bytes the recv placed in the
+// receive buffer. Running out of input is "retry", never end of file: whether the peer closed is the socket's
+// answer, which the connection has already seen.
+TlsSession::Channel* channel_of(BIO* bio) { return static_cast<TlsSession::Channel*>(BIO_get_data(bio)); }
+
+int channel_read(BIO* bio, char* out, size_t capacity, size_t* n) {
+  TlsSession::Channel* channel = channel_of(bio);
+  BIO_clear_retry_flags(bio);
+  const size_t left = channel->input.size() - channel->consumed;
+  if (left == 0) {
+    BIO_set_retry_read(bio);
+    *n = 0;
+    return 0;
+  }
+  *n = std::min(capacity, left);
+  std::memcpy(out, channel->input.data() + channel->consumed, *n);
+  channel->consumed += *n;
+  return 1;
+}
+
+// Records go straight onto the connection's send buffer, which grows as needed, so writes never wait.
+int channel_write(BIO* bio, const char* in, size_t length, size_t* n) {
+  BIO_clear_retry_flags(bio);
+  channel_of(bio)->output->append(in, length);
+  *n = length;
+  return 1;
+}
+
+long channel_ctrl(BIO* bio, int command, long /*number*/, void* /*pointer*/) {
+  switch (command) {
+    case BIO_CTRL_FLUSH:
+      return 1;  // everything written is already in the send buffer
+    case BIO_CTRL_PENDING: {
+      const TlsSession::Channel* channel = channel_of(bio);
+      return static_cast<long>(channel->input.size() - channel->consumed);
+    }
+    default:
+      return 0;  // includes the kTLS queries: this BIO never offloads to the kernel
+  }
+}
+
+int channel_create(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+// One method table for the process, built on first use and kept until exit (OpenSSL only reads it).
+const BIO_METHOD* channel_method() {
+  static BIO_METHOD* const method = [] {
+    const int type = BIO_get_new_index();
+    BIO_METHOD* m = type == -1 ? nullptr : BIO_meth_new(type | BIO_TYPE_SOURCE_SINK, "ringfetch connection");
+    if (m != nullptr && (BIO_meth_set_read_ex(m, &channel_read) != 1 || BIO_meth_set_write_ex(m, &channel_write) != 1 ||
+                         BIO_meth_set_ctrl(m, &channel_ctrl) != 1 || BIO_meth_set_create(m, &channel_create) != 1)) {
+      BIO_meth_free(m);
+      m = nullptr;
+    }
+    return m;
+  }();
+  return method;
+}
+
+// Closes a descriptor on scope exit (the probe opens three).
+struct ScopedFd {
+  int fd = -1;
+  ~ScopedFd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+// A connected loopback TCP socket, because the kernel only attaches "tls" to an established connection.
+bool probe_ktls_on_loopback() {
+  ScopedFd listener{socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  ScopedFd client{socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  if (listener.fd < 0 || client.fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  auto* generic = reinterpret_cast<sockaddr*>(&address);
+  if (bind(listener.fd, generic, length) != 0 || listen(listener.fd, 1) != 0 ||
+      getsockname(listener.fd, generic, &length) != 0 || connect(client.fd, generic, length) != 0) {
+    return false;
+  }
+  static constexpr char kUlp[] = "tls";
+  return setsockopt(client.fd, IPPROTO_TCP, TCP_ULP, kUlp, sizeof(kUlp)) == 0;  // ENOENT: no tls module
+}
+
 }  // namespace
+
+bool kernel_offers_ktls() {
+  static const bool offered = probe_ktls_on_loopback();
+  return offered;
+}
 
 Status TlsContext::create(const TlsOptions& options, std::shared_ptr<TlsContext>* out) {
   std::shared_ptr<TlsContext> context(new TlsContext());
@@ -91,19 +194,19 @@ void TlsContext::remember_session(SSL_SESSION* session) {
   session_ = session;
 }
 
-Status TlsSession::init(std::shared_ptr<TlsContext> context, const std::string& server_name, bool ip_literal) {
+Status TlsSession::init(std::shared_ptr<TlsContext> context, const std::string& server_name, bool ip_literal,
+                        std::string* output) {
   context_ = std::move(context);
   server_name_ = server_name;
+  channel_.output = output;
   ssl_ = SSL_new(context_->ctx());
-  network_in_ = BIO_new(BIO_s_mem());
-  network_out_ = BIO_new(BIO_s_mem());
-  if (ssl_ == nullptr || network_in_ == nullptr || network_out_ == nullptr) {
-    if (network_in_ != nullptr && ssl_ == nullptr) BIO_free(network_in_);
-    if (network_out_ != nullptr && ssl_ == nullptr) BIO_free(network_out_);
-    return Status(ErrorKind::kNetwork, "cannot create TLS session: " + openssl_errors());
+  const BIO_METHOD* method = channel_method();
+  BIO* bio = ssl_ != nullptr && method != nullptr ? BIO_new(method) : nullptr;
+  if (bio == nullptr) {
+    return Status(ErrorKind::kNetwork, "cannot create TLS session for '" + server_name + "': " + openssl_errors());
   }
-  BIO_set_mem_eof_return(network_in_, -1);  // empty input means "wait for more", not EOF
-  SSL_set_bio(ssl_, network_in_, network_out_);
+  BIO_set_data(bio, &channel_);
+  SSL_set_bio(ssl_, bio, bio);  // one reference, owned by ssl_ from here on
   SSL_set_connect_state(ssl_);
   if (!ip_literal) SSL_set_tlsext_host_name(ssl_, server_name.c_str());
   if (context_->verify()) {
@@ -170,18 +273,13 @@ TlsSession::Result TlsSession::write(const void* data, size_t n) {
   return Result::kDone;
 }
 
-void TlsSession::put_input(const void* data, size_t n) { BIO_write(network_in_, data, static_cast<int>(n)); }
-
-size_t TlsSession::pending_output() const { return BIO_ctrl_pending(network_out_); }
-
-size_t TlsSession::take_output(void* dest, size_t capacity) {
-  const int n = BIO_read(network_out_, dest, static_cast<int>(capacity));
-  return n > 0 ? static_cast<size_t>(n) : 0;
+void TlsSession::set_input(std::span<const std::byte> ciphertext) {
+  assert(unread_input() == 0 && "the previous input is still being read from the receive buffer");
+  channel_.input = ciphertext;
+  channel_.consumed = 0;
 }
 
-bool TlsSession::has_buffered_plaintext() const {
-  return SSL_pending(ssl_) > 0 || BIO_ctrl_pending(network_in_) > 0;
-}
+bool TlsSession::has_buffered_plaintext() const { return SSL_pending(ssl_) > 0 || unread_input() > 0; }
 
 bool TlsSession::session_reused() const { return SSL_session_reused(ssl_) == 1; }
 
