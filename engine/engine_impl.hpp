@@ -31,6 +31,9 @@ struct StatsCounters {
   std::atomic<uint64_t> tls_handshakes{0};
   std::atomic<uint64_t> tls_resumptions{0};
   std::atomic<uint64_t> slow_connections{0};
+  std::atomic<uint64_t> hedges_sent{0};
+  std::atomic<uint64_t> hedges_won{0};
+  std::atomic<uint64_t> hedge_bytes_wasted{0};
   // Not reset: bytes of arena memory given to extents whose reads have not all completed (engine-wide). Zero means
   // no read in flight will ever free or deliver arena memory by itself.
   std::atomic<uint64_t> arena_bytes_reading{0};

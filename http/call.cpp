@@ -111,9 +111,11 @@ const ResponsePolicy& ResponsePolicy::plain() {
 
 // ---- Attempt ------------------------------------------------------------------------------------------------------
 
-void Attempt::begin(engine::Worker& worker, const Route& route) {
+void Attempt::begin(engine::Worker& worker, const Route& route, bool hedge) {
   worker_ = &worker;
   route_ = route;
+  is_hedge_ = hedge;
+  hedge_checked_ = hedge;  // a hedge is not hedged again
   state_ = State::kQueued;
   route.client->acquire(worker, this);
 }
@@ -144,7 +146,32 @@ Attempt::Cancelled Attempt::cancel() {
   return Cancelled::kNothing;
 }
 
+void Attempt::abandon() {
+  if (state_ == State::kQueued) {
+    route_.client->withdraw(*worker_, this);
+    state_ = State::kIdle;
+    call_.attempt_ended(*this, route_, Status(ErrorKind::kCancelled, "another attempt answered first"), Failure{});
+    return;
+  }
+  state_ = State::kAbandoned;
+  if (conn_ && conn_->in_flight()) conn_->cancel();
+}
+
+// The end of an abandoned attempt: its connection is closed (an answer may still be on its way).
+void Attempt::lost(uint64_t wasted_bytes) {
+  auto& counters = call_.router_->engine().counters;
+  counters.add(counters.hedge_bytes_wasted, wasted_bytes + parser_.buffered_bytes());
+  reuse_ = Reuse::kClose;
+  release_connection();
+  state_ = State::kIdle;
+  call_.attempt_ended(*this, route_, Status(ErrorKind::kCancelled, "another attempt answered first"), Failure{});
+}
+
 void Attempt::on_event(Event event, int32_t result, const Status& status) {
+  if (state_ == State::kAbandoned) {
+    lost(event == Event::kReceived && result > 0 ? static_cast<uint64_t>(result) : 0);
+    return;
+  }
   if (call_.cancelled_) {
     fail(Status(ErrorKind::kCancelled, call_.what() + ": cancelled"), FailureStage::kLocal, false);
     return;
@@ -167,6 +194,7 @@ void Attempt::on_event(Event event, int32_t result, const Status& status) {
         return;
       }
       state_ = State::kHead;
+      sent_ns_ = engine::monotonic_ns();
       receive_head();
       return;
     case State::kHead:
@@ -208,6 +236,7 @@ void Attempt::on_event(Event event, int32_t result, const Status& status) {
       return;
     case State::kIdle:
     case State::kQueued:
+    case State::kAbandoned:
       break;
   }
   assert(false && "an event the attempt's state does not expect");
@@ -277,6 +306,15 @@ void Attempt::fail_slow() {
 }
 
 void Attempt::on_receive_failed(int32_t result) {
+  if (result == -ETIMEDOUT && state_ == State::kHead && parser_.buffered_bytes() == 0 && !hedge_checked_) {
+    const uint64_t waited = engine::monotonic_ns() - sent_ns_;
+    if (waited < uint64_t{call_.router_->options().first_byte_timeout_ms} * kNsPerMs) {
+      hedge_checked_ = true;
+      call_.hedge(*this);  // late, not lost: wait on, with a second attempt racing this one
+      receive_head();
+      return;
+    }
+  }
   if (result == -ETIMEDOUT && state_ != State::kHead) {
     const uint64_t now = engine::monotonic_ns();
     const uint64_t idle = uint64_t{call_.router_->options().idle_timeout_ms} * kNsPerMs;
@@ -308,7 +346,17 @@ void Attempt::on_receive_failed(int32_t result) {
 }
 
 void Attempt::receive_head() {
-  const uint64_t timeout = uint64_t{call_.router_->options().first_byte_timeout_ms} * kNsPerMs;
+  uint64_t timeout = uint64_t{call_.router_->options().first_byte_timeout_ms} * kNsPerMs;
+  if (parser_.buffered_bytes() == 0) {
+    const uint64_t waited = engine::monotonic_ns() - sent_ns_;
+    timeout = waited < timeout ? timeout - waited : 1;
+    // The first-byte wait doubles as the hedge timer: no timer of its own per request.
+    if (!hedge_checked_ && call_.may_hedge(*this)) {
+      const uint64_t threshold = call_.router_->hedging()->threshold_ns();
+      if (threshold > waited && threshold - waited < timeout) timeout = threshold - waited;
+      else if (threshold > 0) hedge_checked_ = true;  // too late or too near the timeout to be worth it
+    }
+  }
   auto length = static_cast<uint32_t>(Connection::kHeadBufferBytes);
   if (!call_.pieces.empty() && call_.request.range) {
     // A small body is worth one copy to save a receive; a large one must not be copied.
@@ -325,6 +373,9 @@ void Attempt::on_head_bytes(size_t n) {
                 started ? "connection closed inside the response head" : "connection closed before any response"),
          started ? FailureStage::kInAnswer : FailureStage::kBeforeAnswer, true);
     return;
+  }
+  if (parser_.buffered_bytes() == 0) {
+    if (Hedging* hedging = call_.router_->hedging()) hedging->record_first_byte(engine::monotonic_ns() - sent_ns_);
   }
   const auto bytes = std::span<const char>(reinterpret_cast<const char*>(conn_->head_buffer()), n);
   const ResponseHeadParser::Result r = parser_.feed(bytes);
@@ -359,6 +410,7 @@ void Attempt::on_head(std::span<const std::byte> leftover) {
     }
     return;
   }
+  call_.claim(*this);  // the first answer wins; a racing attempt is abandoned before it reads a body byte
   if (head.connection_close) reuse_ = Reuse::kClose;
   const uint64_t now = engine::monotonic_ns();
   window_start_ns_ = now;
@@ -585,7 +637,7 @@ void Attempt::finish_text() {
   Failure failure;
   failure.stage = FailureStage::kAnswer;
   failure.retryable = judgement.retryable;
-  call_.attempt_ended(route_, judgement.status, failure);
+  call_.attempt_ended(*this, route_, judgement.status, failure);
 }
 
 void Attempt::succeed() {
@@ -593,7 +645,7 @@ void Attempt::succeed() {
   conn_->exchanges++;
   release_connection();
   state_ = State::kIdle;
-  call_.attempt_ended(route_, {}, {});
+  call_.attempt_ended(*this, route_, {}, {});
 }
 
 void Attempt::fail(Status status, FailureStage stage, bool retryable) {  // by value: it may live in the connection
@@ -613,7 +665,7 @@ void Attempt::fail(Status status, FailureStage stage, bool retryable) {  // by v
   release_connection();
   if (state_ == State::kQueued) route_.client->withdraw(*worker_, this);
   state_ = State::kIdle;
-  call_.attempt_ended(route_, status, failure);
+  call_.attempt_ended(*this, route_, status, failure);
 }
 
 void Attempt::release_connection() {
@@ -639,7 +691,7 @@ std::string Call::describe() const {
 const std::string& Call::what() {
   if (what_.empty()) {
     if (request.display.empty()) {
-      if (HttpClient* client = attempt_.route().client; client != nullptr) {
+      if (HttpClient* client = primary_.route().client; client != nullptr) {
         request.display = request.method + " " + client->url_for(request.path) +
                           (request.query.empty() ? "" : "?" + request.query);
       }
@@ -656,21 +708,50 @@ void Call::start(engine::Worker& worker, Router& router) {
   what_.clear();
   delivered_ = 0;
   avoid_ = 0;
+  winner_ = nullptr;
   running_ = true;
   cancelled_ = false;
+  if (Hedging* hedging = router.hedging()) hedging->count_request();
   next_attempt();
 }
 
-void Call::next_attempt() { attempt_.begin(*worker_, router_->route(avoid_)); }
+void Call::next_attempt() { primary_.begin(*worker_, router_->route(avoid_)); }
+
+bool Call::may_hedge(const Attempt& slow) {
+  Hedging* hedging = router_->hedging();
+  return hedging != nullptr && router_->options().hedge && !cancelled_ && winner_ == nullptr && !pieces.empty() &&
+         request.method == "GET" && !other(slow).live();
+}
+
+void Call::hedge(Attempt& slow) {
+  if (!may_hedge(slow) || !router_->hedging()->take_budget()) return;
+  auto& counters = router_->engine().counters;
+  counters.add(counters.hedges_sent, 1);
+  other(slow).begin(*worker_, router_->route(avoid_), /*hedge=*/true);
+}
+
+void Call::claim(Attempt& attempt) {
+  if (winner_ != nullptr) return;
+  winner_ = &attempt;
+  if (attempt.is_hedge()) {
+    auto& counters = router_->engine().counters;
+    counters.add(counters.hedges_won, 1);
+  }
+  if (Attempt& rival = other(attempt); rival.live()) rival.abandon();
+}
 
 void Call::cancel() {
   if (!running_ || cancelled_) return;
   cancelled_ = true;
-  switch (attempt_.cancel()) {
-    case Attempt::Cancelled::kInFlight: return;  // the operation in flight ends the attempt
-    case Attempt::Cancelled::kWasQueued: router_->attempt_ended(attempt_.route(), false); break;
-    case Attempt::Cancelled::kNothing: break;
+  bool in_flight = false;
+  for (Attempt* attempt : {&primary_, &second_}) {
+    switch (attempt->cancel()) {
+      case Attempt::Cancelled::kInFlight: in_flight = true; break;  // the operation in flight ends the attempt
+      case Attempt::Cancelled::kWasQueued: router_->attempt_ended(attempt->route(), false); break;
+      case Attempt::Cancelled::kNothing: break;
+    }
   }
+  if (in_flight) return;
   if (timer_.in_flight) {
     worker_->loop().cancel(&timer_);  // on_timer ends the call
     return;
@@ -678,14 +759,24 @@ void Call::cancel() {
   finish(Status(ErrorKind::kCancelled, what() + ": cancelled"));
 }
 
-void Call::attempt_ended(const Route& route, const Status& status, const Failure& failure) {
-  const bool network = !status.ok() && is_network(status);
+void Call::attempt_ended(Attempt& attempt, const Route& route, const Status& in_status, const Failure& in_failure) {
+  const bool network = !in_status.ok() && is_network(in_status);
   router_->attempt_ended(route, network);
+  if (network) avoid_ |= 1ull << route.endpoint;
+  // The winner's result decides; with no winner yet, the latest failure does. A loser's end decides nothing.
+  if (winner_ == nullptr || winner_ == &attempt) {
+    outcome_ = in_status;
+    outcome_failure_ = in_failure;
+  }
+  if (primary_.live() || second_.live()) return;  // wait until the other attempt has ended too
+  winner_ = nullptr;
+  const Status status = std::move(outcome_);
+  const Failure failure = outcome_failure_;
+  outcome_ = Status();
   if (status.ok()) {
     finish({});
     return;
   }
-  if (network) avoid_ |= 1ull << route.endpoint;
   if (cancelled_) {
     finish(Status(ErrorKind::kCancelled, what() + ": cancelled"));
     return;
@@ -695,7 +786,7 @@ void Call::attempt_ended(const Route& route, const Status& status, const Failure
   switch (decision.action) {
     case RetryPolicy::Action::kNow:
       // A kept-alive connection the server had closed: the others idle as long are likely closed too.
-      attempt_.route().client->drop_idle(*worker_);
+      route.client->drop_idle(*worker_);
       next_attempt();
       return;
     case RetryPolicy::Action::kElsewhereNow:
@@ -718,7 +809,7 @@ void Call::attempt_ended(const Route& route, const Status& status, const Failure
   std::string message = what() + " failed after " + std::to_string(n) + (n == 1 ? " attempt: " : " attempts: ") +
                         status.message();
   const int endpoints = __builtin_popcountll(avoid_);
-  if (network && endpoints > 1) message += " (every endpoint failed: " + std::to_string(endpoints) + " tried)";
+  if (is_network(status) && endpoints > 1) message += " (every endpoint failed: " + std::to_string(endpoints) + " tried)";
   finish(Status(status.kind(), message, status.http_status(), status.s3_code(), status.request_id()));
 }
 

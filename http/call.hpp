@@ -20,6 +20,7 @@
 #include "engine/source.hpp"
 #include "http/chunked_decoder.hpp"
 #include "http/connection.hpp"
+#include "http/hedging.hpp"
 #include "http/request_writer.hpp"
 #include "http/response_head_parser.hpp"
 #include "http/retry_policy.hpp"
@@ -84,18 +85,23 @@ class Router {
     (void)network_failure;
   }
   virtual uint32_t endpoint_count() const { return 1; }
+  // First-byte times and the hedge budget of this endpoint set (nullptr: no hedging).
+  virtual Hedging* hedging() { return nullptr; }
   virtual const HttpOptions& options() const = 0;
   virtual Engine::Impl& engine() const = 0;
 };
 
 // One exchange on one connection. States follow each other in this order (kText instead of kBody for answers that
-// do not go into pieces); every event goes through on_event().
+// do not go into pieces); every event goes through on_event(). kAbandoned: another attempt of the same call (a hedge,
+// or the request it hedged) answered first; this one ends at its next event without reading a body byte.
 class Attempt final : public ConnectionUser {
  public:
-  enum class State { kIdle, kQueued, kConnecting, kSending, kHead, kBody, kText };
+  enum class State { kIdle, kQueued, kConnecting, kSending, kHead, kBody, kText, kAbandoned };
 
   explicit Attempt(Call& call) : call_(call) {}
-  void begin(engine::Worker& worker, const Route& route);
+  void begin(engine::Worker& worker, const Route& route, bool hedge = false);
+  // Another attempt answered first: end without reading the body.
+  void abandon();
   // Cancels whatever is in flight (the attempt then ends through its callbacks: kInFlight), or takes a queued attempt
   // out of its pool's queue (kWasQueued: it ends now, the caller reports it).
   enum class Cancelled { kNothing, kInFlight, kWasQueued };
@@ -109,6 +115,8 @@ class Attempt final : public ConnectionUser {
   void on_received(int32_t result) override { on_event(Event::kReceived, result, {}); }
 
   State state() const noexcept { return state_; }
+  bool live() const noexcept { return state_ != State::kIdle; }
+  bool is_hedge() const noexcept { return is_hedge_; }
   Attempt* next_queued = nullptr;  // the pool's intrusive wait queue
 
  private:
@@ -137,6 +145,7 @@ class Attempt final : public ConnectionUser {
   void succeed();
   void end(const Status& status, const Failure& failure);
   void release_connection();
+  void lost(uint64_t wasted_bytes);
 
   Call& call_;
   engine::Worker* worker_ = nullptr;
@@ -145,6 +154,9 @@ class Attempt final : public ConnectionUser {
   State state_ = State::kIdle;
   Reuse reuse_ = Reuse::kKeep;
   bool reused_ = false;            // the connection had carried a response before
+  bool is_hedge_ = false;          // this attempt hedges a slow one
+  bool hedge_checked_ = false;     // a hedge was considered for this attempt (once at most)
+  uint64_t sent_ns_ = 0;           // when the request went out (first-byte time)
   uint64_t body_remaining_ = 0;    // bytes of this answer's body still to read
   uint64_t skip_remaining_ = 0;    // bytes before the range to drop (a 200 to a ranged request)
   size_t piece_ = 0;
@@ -163,7 +175,7 @@ class Call {
   static constexpr size_t kDefaultTextLimit = 1 << 20;
   using DoneFn = void (*)(Call& call, void* context, const Status& status);
 
-  Call() : attempt_(*this), retry_(default_options()) {
+  Call() : primary_(*this), second_(*this), retry_(default_options()) {
     timer_.op = engine::Completion::Op::kTimeout;
     timer_.callback = &Call::on_timer;
     timer_.context = this;
@@ -201,10 +213,19 @@ class Call {
   static void on_timer(engine::Completion* c);
   const std::string& what();
   void next_attempt();
-  void attempt_ended(const Route& route, const Status& status, const Failure& failure);
+  Attempt& other(const Attempt& attempt) { return &attempt == &primary_ ? second_ : primary_; }
+  // Whether `slow` may be hedged now, and the hedge itself; the first attempt with a head claims the call.
+  bool may_hedge(const Attempt& slow);
+  void hedge(Attempt& slow);
+  void claim(Attempt& attempt);
+  void attempt_ended(Attempt& attempt, const Route& route, const Status& status, const Failure& failure);
   void finish(Status status);
 
-  Attempt attempt_;
+  Attempt primary_;
+  Attempt second_;              // a hedge of primary_ (or the reverse, once primary_ has failed)
+  Attempt* winner_ = nullptr;   // the attempt whose answer the call takes
+  Status outcome_;              // the deciding attempt's result, kept while another attempt winds down
+  Failure outcome_failure_;
   RetryPolicy retry_;
   RequestHead head_;            // reused by every attempt: its strings keep their capacity
   std::string wire_;

@@ -5,8 +5,8 @@
 // times and the run with the median time is reported, as a table or (--json) one JSON object.
 //
 // The latency columns are the round trip of one small read issued alone (the random pattern's ranges, one at a
-// time after the throughput runs), which is as close to "first byte" as the public API can time. There is no
-// hedge column: the engine does not hedge requests (Stats has no such counter).
+// time after the throughput runs), which is as close to "first byte" as the public API can time. The hedges column
+// counts GETs sent a second time because their first byte was late (see HttpOptions::hedge; --no-hedge).
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,7 +51,7 @@ constexpr char kBenchHelp[] =
     "  write       s3:// only: uploads --objects objects of --size-mib, --concurrency at a time (PUT, or\n"
     "              multipart with parallel parts from 16 MiB on); each object's bytes are unique\n"
     "\n"
-    "Reported per pattern: bytes, requests, retries, GB/s, CPU s/GB (process user+sys per GB) and, for random,\n"
+    "Reported per pattern: bytes, requests, retries, hedges (late GETs sent again), GB/s, CPU s/GB (process user+sys per GB) and, for random,\n"
     "p50/p99 latency of one read issued alone (first byte plus the small body). Each pattern runs --reps times;\n"
     "the run with the median time is shown. A progress line is drawn on stderr when it is a terminal.\n"
     "\n"
@@ -179,6 +179,8 @@ struct BenchRow {
   uint64_t items = 0;
   uint64_t requests = 0;
   uint64_t retries = 0;
+  uint64_t hedges = 0;
+  uint64_t hedges_won = 0;
   double seconds = 0;
   double cpu_seconds = 0;
   unsigned reps = 0;
@@ -207,6 +209,8 @@ BenchRow row_of(const std::string& pattern, const LoadResult& load) {
   row.items = load.stats.items;
   row.requests = load.stats.requests;
   row.retries = load.stats.retries;
+  row.hedges = load.stats.hedges_sent;
+  row.hedges_won = load.stats.hedges_won;
   row.seconds = load.seconds;
   row.cpu_seconds = load.cpu_seconds;
   return row;
@@ -359,11 +363,12 @@ void print_table(const BenchOptions& options, const BenchReport& report) {
   std::printf("engine: %s, threads %u; each pattern run %u time%s after one untimed warm-up read, the median run "
               "shown\n\n",
               report.engine_stats.backend.c_str(), report.threads, options.reps, options.reps == 1 ? "" : "s");
-  std::printf("%-16s %11s %9s %8s %8s %9s %8s %8s\n", "pattern", "bytes", "requests", "retries", "GB/s", "CPU s/GB",
-              "p50 ms", "p99 ms");
+  std::printf("%-16s %11s %9s %8s %7s %8s %9s %8s %8s\n", "pattern", "bytes", "requests", "retries", "hedges", "GB/s",
+              "CPU s/GB", "p50 ms", "p99 ms");
   for (const BenchRow& row : report.rows) {
-    std::printf("%-16s %11s %9llu %8llu %8s %9s %8s %8s\n", row.pattern.c_str(), human_bytes(row.bytes).c_str(),
+    std::printf("%-16s %11s %9llu %8llu %7llu %8s %9s %8s %8s\n", row.pattern.c_str(), human_bytes(row.bytes).c_str(),
                 static_cast<unsigned long long>(row.requests), static_cast<unsigned long long>(row.retries),
+                static_cast<unsigned long long>(row.hedges),
                 rate_text(row, row.gbps(), gbps_decimals(row.gbps())).c_str(),
                 rate_text(row, row.cpu_per_gb(), 3).c_str(),
                 ms_text(row.percentile_ms(0.5)).c_str(), ms_text(row.percentile_ms(0.99)).c_str());
@@ -380,6 +385,7 @@ nlohmann::json row_json(const BenchRow& row) {
   nlohmann::json out = {{"pattern", row.pattern},       {"bytes", row.bytes},
                         {"items", row.items},           {"requests", row.requests},
                         {"retries", row.retries},       {"seconds", row.seconds},
+                        {"hedges", row.hedges},         {"hedges_won", row.hedges_won},
                         {"gbps", row.gbps()},           {"cpu_seconds", row.cpu_seconds},
                         {"cpu_seconds_per_gb", row.cpu_per_gb()}, {"reps", row.reps}};
   if (!row.latencies_ms.empty()) {

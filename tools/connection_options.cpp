@@ -46,7 +46,9 @@ const char kConnectionHelp[] =
     "  --connect-timeout S seconds to wait for a connection (default 5; also --cli-connect-timeout)\n"
     "  --read-timeout S    seconds a server may stay silent before an answer or inside one (default 5; also\n"
     "                      --cli-read-timeout)\n"
-    "  --max-attempts N    tries per request, the first included (default 3)\n";
+    "  --max-attempts N    tries per request, the first included (default 3)\n"
+    "  --no-hedge          never send a late GET a second time (hedging: a GET whose first byte is later than the\n"
+    "                      recent p95, at least 20 ms, goes out again on another connection; at most 5% more)\n";
 
 std::vector<OptionSpec> with_connection_options(std::initializer_list<OptionSpec> own) {
   std::vector<OptionSpec> specs(own);
@@ -59,6 +61,7 @@ std::vector<OptionSpec> with_connection_options(std::initializer_list<OptionSpec
   specs.push_back({"--connect-timeout", true, "--cli-connect-timeout"});
   specs.push_back({"--read-timeout", true, "--cli-read-timeout"});
   specs.push_back({"--max-attempts", true});
+  specs.push_back({"--no-hedge", false});
   return specs;
 }
 
@@ -77,6 +80,7 @@ StoreOptions connection_options(const CommandLine& line) {
   if (auto profile = line.value("--profile")) options.s3.profile = std::string(*profile);
   if (auto bundle = line.value("--ca-bundle")) options.http.ca_file = std::string(*bundle);
   options.http.verify_tls = !line.has("--no-verify-ssl");
+  options.http.hedge = !line.has("--no-hedge");
   return options;
 }
 

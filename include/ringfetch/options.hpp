@@ -24,6 +24,12 @@ struct HttpOptions {
   // once the head is in) is abandoned and its range resumed on another connection. 0 turns the watch off.
   uint64_t min_throughput_bytes_per_s = 8192;
   uint32_t slow_grace_ms = 5000;
+  // Hedged GETs: a ranged GET whose first byte is later than the recent p95 of first-byte times (and at least
+  // hedge_min_ms) is sent again on another connection; the first answer wins. At most hedge_budget_percent of
+  // requests (plus two) are hedged.
+  bool hedge = true;
+  uint32_t hedge_min_ms = 20;
+  uint32_t hedge_budget_percent = 5;
   bool verify_tls = true;                  // false: no certificate checks (warned once on stderr)
   std::string ca_file;                     // PEM bundle; default: SSL_CERT_FILE, AWS_CA_BUNDLE, then the system store
   std::vector<std::pair<std::string, std::string>> headers;  // added to every request

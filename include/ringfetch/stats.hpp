@@ -27,6 +27,9 @@ struct Stats {
   uint64_t connections_opened = 0;  // TCP connections made (keep-alive reuse keeps this low)
   uint64_t tls_handshakes = 0;      // full or resumed TLS handshakes completed
   uint64_t tls_resumptions = 0;     // handshakes that resumed an earlier session
+  uint64_t hedges_sent = 0;        // GETs sent a second time because their first byte was late
+  uint64_t hedges_won = 0;         // of those, the ones whose second answer came first
+  uint64_t hedge_bytes_wasted = 0; // bytes received by the attempts that lost (the body is never read twice)
   uint64_t slow_connections = 0;    // connections abandoned for answering under HttpOptions::min_throughput_bytes_per_s
   std::string backend;             // "io_uring" or "epoll"
   bool buffers_registered = false;  // arena registered with the kernel (READ_FIXED in use)

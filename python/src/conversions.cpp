@@ -177,6 +177,11 @@ StoreOptions store_options(const py::dict& options) {
     else if (name == "backoff_base_ms") http.backoff_base_ms = to_milliseconds(value, "backoff_base_ms");
     else if (name == "backoff_max_ms") http.backoff_max_ms = to_milliseconds(value, "backoff_max_ms");
     else if (name == "verify_tls") http.verify_tls = to_bool(value, "verify_tls");
+    else if (name == "hedge") http.hedge = to_bool(value, "hedge");
+    else if (name == "hedge_min_ms") http.hedge_min_ms = to_milliseconds(value, "hedge_min_ms");
+    else if (name == "min_throughput_bytes_per_s") {
+      http.min_throughput_bytes_per_s = to_unsigned(value, "min_throughput_bytes_per_s");
+    } else if (name == "slow_grace_ms") http.slow_grace_ms = to_milliseconds(value, "slow_grace_ms");
     else if (name == "ca_bundle" || name == "ca_file") http.ca_file = to_string(value, "ca_bundle");
     else if (name == "headers") http.headers = to_headers(value);
     // S3
@@ -213,6 +218,9 @@ py::dict stats_dict(const Stats& s) {
   d["tls_handshakes"] = s.tls_handshakes;
   d["tls_resumptions"] = s.tls_resumptions;
   d["slow_connections"] = s.slow_connections;
+  d["hedges_sent"] = s.hedges_sent;
+  d["hedges_won"] = s.hedges_won;
+  d["hedge_bytes_wasted"] = s.hedge_bytes_wasted;
   d["backend"] = s.backend;
   d["buffers_registered"] = s.buffers_registered;
   d["fallback_reason"] = s.fallback_reason;

@@ -124,7 +124,8 @@ TEST(HttpFetch, HttpsRandomPlansMatch) {
   }
   const Stats stats = engine.stats();
   EXPECT_EQ(stats.errors, 0u);
-  EXPECT_LE(stats.connections_opened, 4u);  // kept alive across the three fetches
+  // Kept alive across the three fetches; a hedge's losing attempt closes its connection (its answer may still come).
+  EXPECT_LE(stats.connections_opened, 4u + stats.hedges_sent);
   EXPECT_EQ(stats.tls_handshakes, stats.connections_opened);
 }
 
@@ -145,7 +146,7 @@ TEST(HttpFetch, NewTlsConnectionsResumeTheSession) {
   fetch_and_verify(store, parallel);
   const Stats stats = engine.stats();
   ASSERT_GE(stats.connections_opened, 2u);
-  EXPECT_LE(stats.connections_opened, 4u);
+  EXPECT_LE(stats.connections_opened, 4u + stats.hedges_sent);
   EXPECT_EQ(stats.tls_handshakes, stats.connections_opened);
   EXPECT_EQ(stats.tls_resumptions, stats.connections_opened - 1);  // all but the very first
 }

@@ -602,6 +602,7 @@ struct FaultServer::Impl {
   // otherwise. Bounded by max_connections.
   using DelayTimer = std::pair<std::chrono::steady_clock::time_point, uint64_t>;
   std::priority_queue<DelayTimer, std::vector<DelayTimer>, std::greater<>> delayed;
+  uint64_t answers_held = 0;  // answers made so far (for straggler_every)
 };
 
 void FaultServer::Impl::open_listener() {
@@ -881,8 +882,10 @@ int FaultServer::Impl::wait_timeout_ms() const {
 
 // Called when an answer is installed: its head goes out first_byte_delay after its request head arrived, not before.
 void FaultServer::Impl::hold_back(Connection& c) {
-  if (options.first_byte_delay <= std::chrono::milliseconds::zero()) return;
-  const auto release_at = c.head_received_at + options.first_byte_delay;
+  auto delay = options.first_byte_delay;
+  if (options.straggler_every > 0 && ++answers_held % options.straggler_every == 0) delay += options.straggler_delay;
+  if (delay <= std::chrono::milliseconds::zero()) return;
+  const auto release_at = c.head_received_at + delay;
   if (release_at <= std::chrono::steady_clock::now()) return;  // e.g. a slow request body took longer already
   c.state = ConnState::kDelayed;
   delayed.emplace(release_at, c.tag);

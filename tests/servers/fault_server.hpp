@@ -108,6 +108,10 @@ struct FaultServerOptions {
   // request head was fully received before its first byte is sent (a request body, if any, is read in the meantime).
   // A timer of the event loop, not a sleep: other connections go on meanwhile. 0: answer at once.
   std::chrono::milliseconds first_byte_delay{0};
+  // Stragglers, as object stores have a long first-byte tail: every straggler_every-th answer (counted in the order
+  // answers are made, 0: none) waits straggler_delay more before its first byte.
+  uint64_t straggler_every = 0;
+  std::chrono::milliseconds straggler_delay{0};
 };
 
 // A fault for every request that matches (method and query parameters), checked before the script; a request a
