@@ -69,7 +69,7 @@ TEST(RegisteredArenaTest, BadOptionsAreErrors) {
   EXPECT_NE(status.message().find("memory_limit"), std::string::npos) << status.message();
 }
 
-TEST(RegisteredArenaTest, FirstAllocationMapsOneGranuleAndSpansAreAlignedAndWritable) {
+TEST(RegisteredArenaTest, FirstAllocationMapsTheSmallestChunkAndSpansAreAlignedAndWritable) {
   auto arena = make_arena(64 * kMiB, 256 * kMiB);
   ArenaSpan a, b;
   ASSERT_TRUE(arena->try_allocate(1000, 4096, &a));
@@ -79,7 +79,7 @@ TEST(RegisteredArenaTest, FirstAllocationMapsOneGranuleAndSpansAreAlignedAndWrit
   std::memset(a.data, 0xab, a.length);
   std::memset(b.data, 0xcd, b.length);
   EXPECT_TRUE(a.data + a.length <= b.data || b.data + b.length <= a.data);
-  EXPECT_EQ(arena->usage().mapped, 16 * kMiB);  // a quarter of the base
+  EXPECT_EQ(arena->usage().mapped, 2 * kMiB);  // the first chunk is the smallest: a small load maps little
   EXPECT_EQ(a.buf_index(), -1);                 // no registrar: plain reads
   arena->release(a, false);
   arena->release(b, false);
@@ -126,18 +126,37 @@ TEST(RegisteredArenaTest, OneAllocationLargerThanTheBaseMayGoAheadAlone) {
 }
 
 TEST(RegisteredArenaTest, ReleasedNeighboursMergeAndAreReused) {
-  auto arena = make_arena(32 * kMiB, 32 * kMiB);  // one 8 MiB chunk holds all four
+  auto arena = make_arena(32 * kMiB, 32 * kMiB);
+  ArenaSpan first;  // fills the first (2 MiB) chunk, so that the next one (2 MiB, doubling) holds the other four
+  ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &first));
   std::vector<ArenaSpan> spans(4);
-  for (auto& s : spans) ASSERT_TRUE(arena->try_allocate(1 * kMiB, 64, &s));
+  for (auto& s : spans) ASSERT_TRUE(arena->try_allocate(512 << 10, 64, &s));
   arena->release(spans[1], false);
   arena->release(spans[2], false);
   ArenaSpan merged;
-  ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &merged));
+  ASSERT_TRUE(arena->try_allocate(1 * kMiB, 64, &merged));
   EXPECT_EQ(merged.data, spans[1].data);  // the two freed neighbours became one block
   arena->release(merged, false);
   arena->release(spans[0], false);
   arena->release(spans[3], false);
+  arena->release(first, false);
   EXPECT_EQ(arena->usage().in_use, 0u);
+}
+
+TEST(RegisteredArenaTest, ChunksDoubleFromTheSmallestUpToAQuarterOfTheBase) {
+  auto arena = make_arena(64 * kMiB, 256 * kMiB);
+  std::vector<ArenaSpan> spans;
+  std::vector<uint64_t> sizes;
+  for (int i = 0; i < 7; ++i) {
+    ArenaSpan s;
+    ASSERT_TRUE(arena->try_allocate(2 * kMiB, 64, &s));
+    arena->mark_held(s.length);
+    if (sizes.empty() || s.chunk != spans.back().chunk) sizes.push_back(s.chunk->length);
+    spans.push_back(s);
+  }
+  // 2, 2, 4, 8 MiB: each new chunk as large as what is mapped already (up to 16 MiB, a quarter of the base).
+  EXPECT_EQ(sizes, (std::vector<uint64_t>{2 * kMiB, 2 * kMiB, 4 * kMiB, 8 * kMiB}));
+  for (const ArenaSpan& s : spans) arena->release(s, true);
 }
 
 TEST(RegisteredArenaTest, ChunksBeyondTheBaseAreRetiredWhenEmptyKeepingOneSpare) {
