@@ -305,6 +305,7 @@ Stats Engine::stats() const {
   s.hedges_sent = c.hedges_sent.load();
   s.hedges_won = c.hedges_won.load();
   s.hedge_bytes_wasted = c.hedge_bytes_wasted.load();
+  s.max_gap = c.max_gap.load();
   const engine::RegisteredArena::Usage usage = impl_->arena->usage();
   s.arena_base_bytes = usage.base;
   s.memory_limit_bytes = usage.limit;
@@ -321,8 +322,9 @@ Stats Engine::stats() const {
 void Engine::reset_stats() {
   engine::StatsCounters& c = impl_->counters;
   for (auto* counter : {&c.requests, &c.bytes_requested, &c.bytes_fetched, &c.bytes_body, &c.bytes_copied_user,
-                        &c.items, &c.retries, &c.errors, &c.arena_waits,
-                        &c.connections_opened, &c.tls_handshakes, &c.tls_resumptions, &c.slow_connections, &c.hedges_sent, &c.hedges_won, &c.hedge_bytes_wasted})
+                        &c.items, &c.retries, &c.errors, &c.arena_waits, &c.connections_opened, &c.tls_handshakes,
+                        &c.tls_resumptions, &c.slow_connections, &c.hedges_sent, &c.hedges_won,
+                        &c.hedge_bytes_wasted})
     counter->store(0);
 }
 

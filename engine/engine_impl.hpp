@@ -34,6 +34,7 @@ struct StatsCounters {
   std::atomic<uint64_t> hedges_sent{0};
   std::atomic<uint64_t> hedges_won{0};
   std::atomic<uint64_t> hedge_bytes_wasted{0};
+  std::atomic<uint64_t> max_gap{0};  // of the last fetch planned (not reset)
   // Not reset: bytes of arena memory given to extents whose reads have not all completed (engine-wide). Zero means
   // no read in flight will ever free or deliver arena memory by itself.
   std::atomic<uint64_t> arena_bytes_reading{0};

@@ -88,6 +88,9 @@ class Source {
     (void)worker;
     (void)task;
   }
+  // The max_gap measurements suggest (first-byte latency x per-connection throughput), for fetches whose caller
+  // left max_gap at its default; 0: nothing measured yet (the default applies).
+  virtual uint64_t measured_max_gap() const { return 0; }
 };
 
 }  // namespace ringfetch::engine

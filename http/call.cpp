@@ -352,7 +352,7 @@ void Attempt::receive_head() {
     timeout = waited < timeout ? timeout - waited : 1;
     // The first-byte wait doubles as the hedge timer: no timer of its own per request.
     if (!hedge_checked_ && call_.may_hedge(*this)) {
-      const uint64_t threshold = call_.router_->hedging()->threshold_ns();
+      const uint64_t threshold = call_.router_->timing()->threshold_ns();
       if (threshold > waited && threshold - waited < timeout) timeout = threshold - waited;
       else if (threshold > 0) hedge_checked_ = true;  // too late or too near the timeout to be worth it
     }
@@ -375,7 +375,7 @@ void Attempt::on_head_bytes(size_t n) {
     return;
   }
   if (parser_.buffered_bytes() == 0) {
-    if (Hedging* hedging = call_.router_->hedging()) hedging->record_first_byte(engine::monotonic_ns() - sent_ns_);
+    if (RequestTiming* timing = call_.router_->timing()) timing->record_first_byte(engine::monotonic_ns() - sent_ns_);
   }
   const auto bytes = std::span<const char>(reinterpret_cast<const char*>(conn_->head_buffer()), n);
   const ResponseHeadParser::Result r = parser_.feed(bytes);
@@ -413,6 +413,8 @@ void Attempt::on_head(std::span<const std::byte> leftover) {
   call_.claim(*this);  // the first answer wins; a racing attempt is abandoned before it reads a body byte
   if (head.connection_close) reuse_ = Reuse::kClose;
   const uint64_t now = engine::monotonic_ns();
+  body_start_ns_ = now;
+  body_length_ = 0;
   window_start_ns_ = now;
   window_bytes_ = 0;
   last_byte_ns_ = now;
@@ -468,6 +470,7 @@ Status Attempt::frame_ranged_body(const ResponseHead& head) {
     }
     skip_remaining_ = 0;
     body_remaining_ = last - first + 1;
+    body_length_ = body_remaining_;
     return {};
   }
   // 200: the server ignored Range and sends the whole object; read and drop what precedes the range.
@@ -641,6 +644,10 @@ void Attempt::finish_text() {
 }
 
 void Attempt::succeed() {
+  if (body_length_ > 0) {
+    if (RequestTiming* timing = call_.router_->timing())
+      timing->record_body(body_length_, engine::monotonic_ns() - body_start_ns_);
+  }
   if (call_.keep_response) call_.response = parser_.head();
   conn_->exchanges++;
   release_connection();
@@ -711,20 +718,19 @@ void Call::start(engine::Worker& worker, Router& router) {
   winner_ = nullptr;
   running_ = true;
   cancelled_ = false;
-  if (Hedging* hedging = router.hedging()) hedging->count_request();
+  if (RequestTiming* timing = router.timing()) timing->count_request();
   next_attempt();
 }
 
 void Call::next_attempt() { primary_.begin(*worker_, router_->route(avoid_)); }
 
 bool Call::may_hedge(const Attempt& slow) {
-  Hedging* hedging = router_->hedging();
-  return hedging != nullptr && router_->options().hedge && !cancelled_ && winner_ == nullptr && !pieces.empty() &&
+  return router_->timing() != nullptr && router_->options().hedge && !cancelled_ && winner_ == nullptr && !pieces.empty() &&
          request.method == "GET" && !other(slow).live();
 }
 
 void Call::hedge(Attempt& slow) {
-  if (!may_hedge(slow) || !router_->hedging()->take_budget()) return;
+  if (!may_hedge(slow) || !router_->timing()->take_budget()) return;
   auto& counters = router_->engine().counters;
   counters.add(counters.hedges_sent, 1);
   other(slow).begin(*worker_, router_->route(avoid_), /*hedge=*/true);

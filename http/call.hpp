@@ -20,7 +20,7 @@
 #include "engine/source.hpp"
 #include "http/chunked_decoder.hpp"
 #include "http/connection.hpp"
-#include "http/hedging.hpp"
+#include "http/request_timing.hpp"
 #include "http/request_writer.hpp"
 #include "http/response_head_parser.hpp"
 #include "http/retry_policy.hpp"
@@ -85,8 +85,8 @@ class Router {
     (void)network_failure;
   }
   virtual uint32_t endpoint_count() const { return 1; }
-  // First-byte times and the hedge budget of this endpoint set (nullptr: no hedging).
-  virtual Hedging* hedging() { return nullptr; }
+  // First-byte times, body throughput and the hedge budget of this endpoint set (nullptr: none kept).
+  virtual RequestTiming* timing() { return nullptr; }
   virtual const HttpOptions& options() const = 0;
   virtual Engine::Impl& engine() const = 0;
 };
@@ -157,6 +157,8 @@ class Attempt final : public ConnectionUser {
   bool is_hedge_ = false;          // this attempt hedges a slow one
   bool hedge_checked_ = false;     // a hedge was considered for this attempt (once at most)
   uint64_t sent_ns_ = 0;           // when the request went out (first-byte time)
+  uint64_t body_start_ns_ = 0;     // when the head was in (body throughput)
+  uint64_t body_length_ = 0;       // bytes of this answer's ranged body
   uint64_t body_remaining_ = 0;    // bytes of this answer's body still to read
   uint64_t skip_remaining_ = 0;    // bytes before the range to drop (a 200 to a ranged request)
   size_t piece_ = 0;

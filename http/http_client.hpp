@@ -35,7 +35,7 @@ class HttpClient final : public Router {
   Route route(uint64_t) override { return {this, 0}; }
   const HttpOptions& options() const override { return options_; }
   Engine::Impl& engine() const override { return engine_; }
-  Hedging* hedging() override { return &hedging_; }
+  RequestTiming* timing() override { return &timing_; }
 
   const Endpoint& endpoint() const noexcept { return endpoint_; }
   AddressBook& addresses() const noexcept { return *addresses_; }
@@ -51,7 +51,7 @@ class HttpClient final : public Router {
   HttpOptions options_;
   std::shared_ptr<TlsContext> tls_;
   std::shared_ptr<AddressBook> addresses_;
-  Hedging hedging_{options_};
+  RequestTiming timing_{options_};
   unsigned per_worker_ = 1;
   std::vector<std::shared_ptr<Pool>> pools_;
 };

@@ -21,6 +21,7 @@ class HttpSource final : public engine::Source {
   Status open_object(const std::string& key, bool need_size, std::shared_ptr<engine::SourceObject>* out) override;
   void start_read(engine::Worker& worker, engine::ReadTask* task) override;
   void cancel_read(engine::Worker& worker, engine::ReadTask* task) override;
+  uint64_t measured_max_gap() const override { return client_->timing()->gap_bytes(); }
 
   HttpClient& client() noexcept { return *client_; }
 

@@ -99,11 +99,11 @@ class S3Service::BucketRouter final : public http::Router {
   uint32_t endpoint_count() const override { return static_cast<uint32_t>(clients.size()); }
   const HttpOptions& options() const override { return service_.http_; }
   Engine::Impl& engine() const override { return service_.engine_; }
-  http::Hedging* hedging() override { return &hedging_; }
+  http::RequestTiming* timing() override { return &timing_; }
 
  private:
   S3Service& service_;
-  http::Hedging hedging_{service_.http_};
+  http::RequestTiming timing_{service_.http_};
 };
 
 Status S3Service::create(Engine::Impl& engine, const S3Options& options, const HttpOptions& http,

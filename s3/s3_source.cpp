@@ -47,6 +47,7 @@ class S3Source final : public engine::Source {
   }
 
   void cancel_read(engine::Worker&, engine::ReadTask* task) override { http::RangedGet::cancel(task); }
+  uint64_t measured_max_gap() const override { return router_->timing()->gap_bytes(); }
 
  private:
   std::shared_ptr<S3Service> service_;

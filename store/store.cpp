@@ -114,7 +114,10 @@ std::shared_ptr<detail::FetchState> plan_fetch(const std::shared_ptr<detail::Sto
   std::vector<uint64_t> sizes;
   for (const auto& object : state->objects) sizes.push_back(object->size);
   engine::PlannerOptions options;
-  options.max_gap = store->defaults.max_gap;
+  // A max_gap the caller left at its default follows what the source has measured (see RequestTiming).
+  const uint64_t measured = store->options.max_gap ? 0 : store->source->measured_max_gap();
+  options.max_gap = measured > 0 ? measured : store->defaults.max_gap;
+  state->engine->counters.max_gap.store(options.max_gap, std::memory_order_relaxed);
   options.part_size = store->defaults.part_size;
   options.alignment = store->defaults.alignment;
   Status planned = engine::plan_ranges(planner_items, options, sizes, &state->layout);

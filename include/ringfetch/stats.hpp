@@ -30,6 +30,7 @@ struct Stats {
   uint64_t hedges_sent = 0;        // GETs sent a second time because their first byte was late
   uint64_t hedges_won = 0;         // of those, the ones whose second answer came first
   uint64_t hedge_bytes_wasted = 0; // bytes received by the attempts that lost (the body is never read twice)
+  uint64_t max_gap = 0;            // the max_gap the last fetch was planned with (measured when left at its default)
   uint64_t slow_connections = 0;    // connections abandoned for answering under HttpOptions::min_throughput_bytes_per_s
   std::string backend;             // "io_uring" or "epoll"
   bool buffers_registered = false;  // arena registered with the kernel (READ_FIXED in use)

@@ -221,6 +221,7 @@ py::dict stats_dict(const Stats& s) {
   d["hedges_sent"] = s.hedges_sent;
   d["hedges_won"] = s.hedges_won;
   d["hedge_bytes_wasted"] = s.hedge_bytes_wasted;
+  d["max_gap"] = s.max_gap;
   d["backend"] = s.backend;
   d["buffers_registered"] = s.buffers_registered;
   d["fallback_reason"] = s.fallback_reason;

@@ -84,7 +84,7 @@ PYBIND11_MODULE(_ringfetch, m) {
            py::arg("backend") = "auto")
       .def("stats", [](PyEngine& e) { return stats_dict(e.engine().stats()); },
            "Counters as a dict: requests, bytes_requested, bytes_fetched, bytes_body, bytes_copied_user, items, "
-           "retries, errors, arena_waits, connections_opened, tls_handshakes, tls_resumptions, slow_connections, hedges_sent, hedges_won, hedge_bytes_wasted, backend, "
+           "retries, errors, arena_waits, connections_opened, tls_handshakes, tls_resumptions, slow_connections, hedges_sent, hedges_won, hedge_bytes_wasted, max_gap, backend, "
            "buffers_registered, fallback_reason.")
       .def("reset_stats", [](PyEngine& e) { e.engine().reset_stats(); }, "Sets the counters to zero.")
       .def("register_memory", [](PyEngine& e, py::handle buffer) { return std::make_unique<PyRegistration>(e, buffer); },

@@ -243,5 +243,50 @@ TEST_F(NginxRequestPath, ATricklingConnectionIsAbandonedAndItsRangeResumedElsewh
   EXPECT_EQ(stats.bytes_body, kBytes);
 }
 
+// The adaptive gap: with max_gap left at its default, a store plans with first-byte latency x per-connection
+// throughput as measured by its earlier requests. Against the same server with no first-byte delay and with 100 ms,
+// items 16 MiB apart are fetched one request each in the first case and coalesced in the second.
+uint64_t requests_with_adaptive_gap(std::chrono::milliseconds delay, uint64_t* chosen_gap) {
+  constexpr uint64_t kStride = 17 * kMiB;
+  constexpr uint64_t kItems = 8;
+  const std::vector<std::byte> object = testing::make_pattern(kItems * kStride, 43);
+  testing::FaultServerOptions server_options;
+  server_options.first_byte_delay = delay;
+  testing::FaultServer server(object, server_options);
+  Engine engine({.threads = 1, .arena_bytes = 128 * kMiB});
+  StoreOptions options;
+  options.http.connections = 2;
+  options.http.hedge = false;
+  options.part_size = 64 * kMiB;
+  Store store = Store::open(server.endpoint(), engine, options);
+  {
+    Plan warm;  // 16 items of 1 MiB, 2 MiB apart (more than the default gap): 16 requests to time
+    for (uint64_t i = 0; i < 16; ++i) warm.add("object", i * 3 * kMiB, kMiB);
+    store.fetch(warm).wait();
+  }
+  engine.reset_stats();
+  Plan plan;
+  for (uint64_t i = 0; i < kItems; ++i) plan.add("object", i * kStride, kMiB);
+  uint64_t index = 0;
+  for (const ItemView& item : store.fetch(plan)) {
+    EXPECT_EQ(0, std::memcmp(item.bytes().data(), object.data() + index * kStride, kMiB));
+    ++index;
+  }
+  *chosen_gap = engine.stats().max_gap;
+  return engine.stats().requests;
+}
+
+TEST(AdaptiveGapTest, TheGapFollowsFirstByteLatencyTimesThroughput) {
+  uint64_t near_gap = 0, far_gap = 0;
+  const uint64_t near_requests = requests_with_adaptive_gap(std::chrono::milliseconds(0), &near_gap);
+  const uint64_t far_requests = requests_with_adaptive_gap(std::chrono::milliseconds(100), &far_gap);
+  std::printf("adaptive gap: %llu bytes with no first-byte delay, %llu with 100 ms\n",
+              static_cast<unsigned long long>(near_gap), static_cast<unsigned long long>(far_gap));
+  EXPECT_LT(near_gap, 16 * kMiB);
+  EXPECT_GE(far_gap, 16 * kMiB);
+  EXPECT_EQ(near_requests, 8u);  // one per item: reading 16 MiB to skip a request costs more than the request
+  EXPECT_LT(far_requests, 8u);   // gaps read through instead of paying 100 ms per request
+}
+
 }  // namespace
 }  // namespace ringfetch
