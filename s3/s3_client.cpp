@@ -79,7 +79,17 @@ ObjectInfo S3Client::head(std::string_view bucket, std::string_view key) {
   S3Call call;
   call.request.method = "HEAD";
   service_->prepare(call, std::string(bucket), std::string(key), {});
-  check(service_->execute(call, std::string(bucket)));
+  if (Status status = service_->execute(call, std::string(bucket)); !status.ok()) {
+    // An answer to HEAD has no body, so S3's error document (NoSuchBucket rather than NoSuchKey,
+    // SignatureDoesNotMatch rather than AccessDenied) is missing: a GET of the first bytes brings it.
+    if (status.kind() == ErrorKind::kS3 && status.http_status() >= 400 && status.http_status() < 500) {
+      S3Call get;
+      get.request.range = http::ByteRange{0, 1023};
+      service_->prepare(get, std::string(bucket), std::string(key), {});
+      if (Status detailed = service_->execute(get, std::string(bucket)); !detailed.ok()) detailed.check();
+    }
+    status.check();
+  }
   ObjectInfo info;
   info.key = std::string(key);
   info.size = call.response.content_length.value_or(0);

@@ -235,6 +235,25 @@ def test_size_and_stats(blob, engine):
         assert stats["bytes_copied_user"] < stats["bytes_fetched"]
 
 
+def test_request_path_options_and_their_stats(http_root, engine):
+    # Hedging, the slow-connection floor and the adaptive gap are store options; their effects are counted in stats.
+    data = bytes(range(256)) * 4096
+    http_root.put("request-path.bin", data)
+    store = http_root.open(engine, hedge=False, min_throughput_bytes_per_s=1024, slow_grace_ms=2000, hedge_min_ms=50)
+    engine.reset_stats()
+    plan = ringfetch.Plan()
+    for i in range(8):
+        plan.add("request-path.bin", i * 100_000, 10_000)
+    views = list(store.fetch(plan))
+    assert [bytes(v) for v in views] == [data[i * 100_000:i * 100_000 + 10_000] for i in range(8)]
+    stats = engine.stats()
+    for name in ("hedges_sent", "hedges_won", "hedge_bytes_wasted", "slow_connections"):
+        assert stats[name] == 0
+    assert stats["max_gap"] > 0  # the gap this fetch was planned with (max_gap left at its default)
+    with pytest.raises((TypeError, ValueError)):
+        http_root.open(engine, hedge="sometimes")
+
+
 def test_registered_memory_is_filled_in_place(blob, engine):
     root, key, data = blob
     store = root.open(engine)

@@ -171,6 +171,24 @@ TEST_F(S3Store, DeletesAndMissingKeysGiveNoSuchKey) {
   }
 }
 
+TEST_F(S3Store, HeadOfAMissingBucketSaysNoSuchBucketNotNoSuchKey) {
+  // HEAD's answer has no body; the client asks for the first bytes to learn S3's own code.
+  try {
+    client_.head(bucket_ + "-missing", "key");
+    FAIL() << "HEAD in a missing bucket succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kS3);
+    EXPECT_EQ(e.s3_code(), "NoSuchBucket") << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+  try {
+    Store::open("s3://" + bucket_ + "-missing", engine_, store_options()).size("key");
+    FAIL() << "size of an object in a missing bucket succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.s3_code(), "NoSuchBucket") << e.what();
+  }
+}
+
 TEST_F(S3Store, UnknownAccessKeyIsInvalidAccessKeyId) {
   s3::S3Client stranger = s3::S3Client::open(engine_, env().options("NOT-A-KEY"));
   try {
