@@ -257,16 +257,18 @@ TEST_F(S3Faults, AccessDeniedIsNotRetriedAndNamesCodeAndRequestId) {
   EXPECT_EQ(server->requests_received(), 1u);
   EXPECT_EQ(failing_.stats().retries, 0u);
 
-  // A HEAD answer has no body: the code comes from the status, the request id from x-amz-request-id.
+  // A HEAD answer has no body: the client asks for the first bytes with a GET, whose error document is reported.
   s3::S3Client s3 = client({server->endpoint()});
   try {
     s3.head(kBucket, "object");
     FAIL() << "HEAD succeeded";
   } catch (const Error& head_error) {
     EXPECT_EQ(head_error.s3_code(), "AccessDenied");
-    EXPECT_TRUE(contains(head_error.what(), "[RequestId RF0000000000000002]")) << head_error.what();
+    EXPECT_TRUE(contains(head_error.what(), "GET s3://bucket/object bytes 0-1023")) << head_error.what();
+    EXPECT_TRUE(contains(head_error.what(), "Injected by the ringfetch test FaultServer")) << head_error.what();
+    EXPECT_TRUE(contains(head_error.what(), "[RequestId RF0000000000000003]")) << head_error.what();
   }
-  EXPECT_EQ(server->requests_received(), 2u);
+  EXPECT_EQ(server->requests_received(), 3u);
 }
 
 // ---- multipart upload -----------------------------------------------------------------------------------------
