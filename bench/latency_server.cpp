@@ -134,7 +134,7 @@ std::string LatencyServer::describe() const {
          ", first_byte_delay " + std::to_string(options_.first_byte_delay.count()) + " ms" +
          (options_.straggler_every == 0
               ? std::string()
-              : ", every " + std::to_string(options_.straggler_every) + "th answer " +
+              : ", 1 answer in " + std::to_string(options_.straggler_every) + " (a straggler) " +
                     std::to_string(options_.straggler_delay.count()) + " ms later") +
          ", object " +
          (options_.object_bytes >= (1u << 20) ? std::to_string(options_.object_bytes >> 20) + " MiB"
