@@ -15,10 +15,14 @@ client and a minimal io_uring client ("uring", the limit; plain HTTP only) on th
 is the headline. The latency workload is served by our FaultServer (a child process) with a first-byte delay
 instead, where wall time is the headline. fill writes a whole object into a fresh, not pre-faulted buffer every
 repetition (first touch timed); cold times fresh processes of this program to their first 4 KiB item and to a
-whole fill-sized load (from before the spawn to the child's report and to its exit).
+whole fill-sized load (from before the spawn to the child's report and to its exit). gap sweeps ringfetch's
+max_gap over the latency workload's items at several first-byte delays (fixed gaps and the adaptive one, left
+unset; every gap keeps one Store, warmed by one untimed fetch, so the adaptive gap has measured something).
+straggler fetches many small parts from a FaultServer whose every N-th answer is late, with hedged GETs on
+(ringfetch) and off (ringfetch-nohedge).
   --reps N             repetitions of every cell (default 5)
   --quick              1 repetition; 256 MiB whole object over 1, 8 and 16 connections, 512 MiB checkpoint,
-                       5000 small reads (the latency, fill and cold workloads keep their sizes)
+                       5000 small reads (the latency, gap, straggler, fill and cold workloads keep their sizes)
   --json FILE          write every figure as JSON
   --plot FILE.png      draw the figures with gnuplot
   --data-dir DIR       where the served objects are written and kept (default: <build dir>/bench-data)
@@ -31,12 +35,22 @@ whole fill-sized load (from before the spawn to the child's report and to its ex
   --checkpoint-mib N   size of the checkpoint object (default 2048)
   --small-reads N      number of 4 KiB reads (default 20000)
   --latency-ms N       first-byte delay of the latency workload's server, per response (default 20; S3 has 20-50)
-  --latency-mib N      size of the latency workload's object, held in that server's memory (default 256)
+  --latency-mib N      size of the latency workload's object, held in that server's memory (default 256); the
+                       gap workload uses the same object, items and connections
+  --gap-delays LIST    comma list of first-byte delays in ms of the gap workload, one server each (default
+                       0,5,20,50); its gaps are 0, 64K, 1M, 8M, 32M and auto
+  --straggler-parts N  requests of the straggler workload: parts of one object, one request each (default 200)
+  --straggler-kib N    size of each part (default 64)
+  --straggler-every N  every N-th answer of its server is a straggler (default 33, 3%)
+  --straggler-ms N     a straggler's extra first-byte delay (default 500)
+  --straggler-base-ms N  first-byte delay of every answer of that server (default 0)
+  --straggler-conns N  connections of the straggler workload (default 8)
   --fill-mib N         size of the fill workload's object and of the fresh buffer it fills (default 1024, also
                        with --quick: the first touch of fresh memory is what it measures)
   --fill-conns N       connections of the fill workload (default 8)
-  --workloads LIST     comma list of whole,checkpoint,small,latency,fill,cold
-  --contenders LIST    comma list of ringfetch,ringfetch-1fetch,uring,raw,curl,curl-default,curl-naive
+  --workloads LIST     comma list of whole,checkpoint,small,latency,fill,cold,gap,straggler
+  --contenders LIST    comma list of ringfetch,ringfetch-1fetch,ringfetch-nohedge,uring,raw,curl,curl-default,
+                       curl-naive (ringfetch keeps the gap sweep's gap=... contenders)
   --protocols LIST     comma list of http,https
   --conns LIST         comma list of connection counts to keep
 )";
@@ -83,6 +97,16 @@ void apply(BenchOptions* o, const std::string& flag, const std::string& value) {
   else if (flag == "--small-reads") o->small_reads = number(flag, value);
   else if (flag == "--latency-ms") o->latency_ms = number(flag, value);
   else if (flag == "--latency-mib") o->latency_bytes = number(flag, value) * kMiB;
+  else if (flag == "--gap-delays") {
+    o->gap_delays_ms.clear();
+    for (auto& s : split(value)) o->gap_delays_ms.push_back(number(flag, s));
+  }
+  else if (flag == "--straggler-parts") o->straggler_parts = number(flag, value);
+  else if (flag == "--straggler-kib") o->straggler_part_bytes = number(flag, value) << 10;
+  else if (flag == "--straggler-every") o->straggler_every = number(flag, value);
+  else if (flag == "--straggler-ms") o->straggler_ms = number(flag, value);
+  else if (flag == "--straggler-base-ms") o->straggler_base_ms = number(flag, value);
+  else if (flag == "--straggler-conns") o->straggler_connections = static_cast<unsigned>(number(flag, value));
   else if (flag == "--fill-mib") o->fill_bytes = number(flag, value) * kMiB;
   else if (flag == "--fill-conns") o->fill_connections = static_cast<unsigned>(number(flag, value));
   else if (flag == "--workloads") for (auto& s : split(value)) o->workloads.insert(s);
@@ -116,6 +140,9 @@ std::optional<BenchOptions> parse_options(int argc, char** argv, int* exit_code)
     }
     if (o.reps == 0) throw std::invalid_argument("--reps must be at least 1");
     if (o.latency_bytes == 0) throw std::invalid_argument("--latency-mib must be at least 1");
+    if (o.gap_delays_ms.empty()) throw std::invalid_argument("--gap-delays wants at least one delay");
+    if (o.straggler_parts == 0 || o.straggler_part_bytes == 0 || o.straggler_connections == 0)
+      throw std::invalid_argument("--straggler-parts, --straggler-kib and --straggler-conns must be at least 1");
     if (o.fill_bytes == 0 || o.fill_connections == 0)
       throw std::invalid_argument("--fill-mib and --fill-conns must be at least 1");
     if (o.sched != "fifo" && o.sched != "nice" && o.sched != "normal")

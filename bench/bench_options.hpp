@@ -31,14 +31,25 @@ struct BenchOptions {
   uint64_t latency_bytes = 256ull << 20;
   uint64_t latency_ms = 20;
   unsigned latency_connections = 8;
+  // gap: the latency workload's items (and connections) at each of these first-byte delays, one FaultServer each.
+  std::vector<uint64_t> gap_delays_ms = {0, 5, 20, 50};
+  // straggler: parts of a small object, one request each, against a FaultServer whose every N-th answer is late.
+  uint64_t straggler_parts = 200;
+  uint64_t straggler_part_bytes = 64 << 10;
+  uint64_t straggler_every = 33;
+  uint64_t straggler_ms = 500;       // extra first-byte delay of a straggler
+  uint64_t straggler_base_ms = 0;    // first-byte delay of every answer
+  unsigned straggler_connections = 8;
   // fill: a whole object written into fresh caller memory every repetition.
   uint64_t fill_bytes = 1ull << 30;
   unsigned fill_connections = 8;
   // cold: fresh processes; the first-byte child reads this much, the whole-load child the fill object.
   uint64_t cold_first_bytes = 4096;
   // Empty: everything.
-  std::set<std::string> workloads;   // whole, checkpoint, small, latency, fill, cold
-  std::set<std::string> contenders;  // ringfetch, ringfetch-1fetch, uring, raw, curl, curl-default, curl-naive
+  std::set<std::string> workloads;   // whole, checkpoint, small, latency, fill, cold, gap, straggler
+  // ringfetch, ringfetch-1fetch, ringfetch-nohedge, uring, raw, curl, curl-default, curl-naive; "ringfetch" also
+  // keeps the gap sweep's contenders (gap=0 ... gap=auto)
+  std::set<std::string> contenders;
   std::set<std::string> protocols;   // http, https
   std::set<unsigned> connections;
   std::string command_line;          // as given, for the report

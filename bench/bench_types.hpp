@@ -65,9 +65,16 @@ struct RunResult {
   uint64_t voluntary_switches = 0;
   uint64_t involuntary_switches = 0;
   std::vector<uint64_t> latency_ns;  // per request, when asked for
+  // ringfetch only (Stats): hedged GETs and the max_gap the fetch was planned with.
+  uint64_t hedges_sent = 0;
+  uint64_t hedges_won = 0;
+  uint64_t hedge_bytes_wasted = 0;  // received by the attempts that lost the race
+  uint64_t max_gap = 0;
   std::string detail;                // e.g. the negotiated TLS version and cipher
 
   double cpu_s() const { return user_s + sys_s; }
+  // Bytes moved beyond the useful ones: coalesced gaps and the answers of hedges that lost.
+  uint64_t extra_bytes() const { return (bytes_wire > bytes_useful ? bytes_wire - bytes_useful : 0) + hedge_bytes_wasted; }
 };
 
 }  // namespace ringfetch::bench

@@ -61,6 +61,8 @@ size_t read_up_to(int fd, void* data, size_t size) {
     }
     testing::FaultServerOptions options;
     options.first_byte_delay = o.first_byte_delay;
+    options.straggler_every = o.straggler_every;
+    options.straggler_delay = o.straggler_delay;
     options.max_logged_requests = 0;  // nobody reads the log here
     testing::FaultServer server(testing::make_pattern(o.object_bytes, o.object_seed), options);
     const uint16_t port = server.port();
@@ -129,8 +131,15 @@ LatencyServer::~LatencyServer() {
 std::string LatencyServer::describe() const {
   return "FaultServer (one epoll thread, object in memory) in child process " + std::to_string(pid_) + ", " +
          (options_.cpu >= 0 ? "pinned to CPU " + std::to_string(options_.cpu) : std::string("not pinned")) +
-         ", first_byte_delay " + std::to_string(options_.first_byte_delay.count()) + " ms, object " +
-         std::to_string(options_.object_bytes >> 20) + " MiB; scheduling class inherited from the client";
+         ", first_byte_delay " + std::to_string(options_.first_byte_delay.count()) + " ms" +
+         (options_.straggler_every == 0
+              ? std::string()
+              : ", 1 answer in " + std::to_string(options_.straggler_every) + " (a straggler) " +
+                    std::to_string(options_.straggler_delay.count()) + " ms later") +
+         ", object " +
+         (options_.object_bytes >= (1u << 20) ? std::to_string(options_.object_bytes >> 20) + " MiB"
+                                              : std::to_string(options_.object_bytes >> 10) + " KiB") +
+         "; scheduling class inherited from the client";
 }
 
 }  // namespace ringfetch::bench

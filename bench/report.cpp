@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "workloads.hpp"
+
 namespace ringfetch::bench {
 namespace {
 
@@ -29,6 +31,10 @@ constexpr double kSmallCpuBound = 0.60;        // small 16 conns: CPU/request <=
 constexpr double kUringCpuBound = 1.10;        // whole http: ringfetch CPU/GB <= 1.10x the uring limit
 constexpr double kSmallRawCpuBound = 1.10;     // small 16 conns: CPU/request <= 1.1x the raw client's
 constexpr double kColdFirstByteBound = 1.50;   // cold start: ringfetch first byte <= 1.5x libcurl's
+constexpr double kAdaptiveGapBound = 1.10;     // gap: adaptive max_gap's wall <= 1.10x the best fixed gap's
+constexpr double kHedgedWallBound = 0.50;      // straggler: hedged wall <= 0.5x unhedged
+constexpr double kHedgedExtraBound = 0.05;     // straggler: extra bytes (lost hedges + gaps) <= 5% of useful
+constexpr double kPercent = 100;
 constexpr unsigned kTargetWholeConns[] = {8, 16};
 constexpr unsigned kTargetUringConns[] = {1, 8, 16};
 constexpr unsigned kTargetSmallConns = 16;
@@ -135,6 +141,37 @@ void cold_targets(const CellReport& cell, const std::map<std::string, Summary>& 
   if (cell.variant != "first" || rf == nullptr || curl == nullptr) return;
   out->push_back(ratio_check("cold start: first byte vs libcurl", cell, rf->wall_s.median, curl->wall_s.median,
                              kColdFirstByteBound, true));
+}
+
+// The adaptive gap against the best of the fixed ones, at one first-byte delay.
+void gap_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
+  const Summary* adaptive = summary_of(s, cell, kAdaptiveGap);
+  const Summary* best = nullptr;
+  for (const FixedGap& g : kFixedGaps) {
+    const Summary* fixed = summary_of(s, cell, g.contender);
+    if (fixed != nullptr && (best == nullptr || fixed->wall_s.median < best->wall_s.median)) best = fixed;
+  }
+  if (adaptive == nullptr || best == nullptr) return;
+  out->push_back(ratio_check("wall time, adaptive gap vs best fixed gap", cell, adaptive->wall_s.median,
+                             best->wall_s.median, kAdaptiveGapBound, true));
+}
+
+// Hedged GETs against stragglers: the wall time they save, and the bytes they cost.
+void straggler_targets(const CellReport& cell, const std::map<std::string, Summary>& s,
+                       std::vector<TargetCheck>* out) {
+  const Summary* hedged = summary_of(s, cell, "ringfetch");
+  const Summary* unhedged = summary_of(s, cell, "ringfetch-nohedge");
+  if (hedged == nullptr) return;
+  if (unhedged != nullptr) {
+    out->push_back(ratio_check("wall time, hedged vs unhedged", cell, hedged->wall_s.median,
+                               unhedged->wall_s.median, kHedgedWallBound, true));
+  }
+  TargetCheck t{"extra bytes / useful bytes, hedged", cell.label()};
+  t.available = hedged->useful > 0;
+  t.ratio = t.available ? hedged->extra_bytes.median / static_cast<double>(hedged->useful) : 0;
+  t.bound_text = "<= " + fmt("%.2f", kHedgedExtraBound);
+  t.met = t.available && t.ratio <= kHedgedExtraBound;
+  out->push_back(t);
 }
 
 void small_targets(const CellReport& cell, const std::map<std::string, Summary>& s, std::vector<TargetCheck>* out) {
@@ -246,7 +283,12 @@ nlohmann::json run_json(const RunResult& r) {
                       {"bytes_wire", r.bytes_wire},
                       {"bytes_copied_user", r.bytes_copied},
                       {"voluntary_switches", r.voluntary_switches},
-                      {"involuntary_switches", r.involuntary_switches}};
+                      {"involuntary_switches", r.involuntary_switches},
+                      {"hedges_sent", r.hedges_sent},
+                      {"hedges_won", r.hedges_won},
+                      {"hedge_bytes_wasted", r.hedge_bytes_wasted},
+                      {"extra_bytes", r.extra_bytes()},
+                      {"max_gap", r.max_gap}};
   if (!r.error.empty()) j["error"] = r.error;
   if (!r.detail.empty()) j["detail"] = r.detail;
   if (!r.latency_ns.empty()) {
@@ -272,6 +314,10 @@ nlohmann::json summary_json(const Summary& s) {
           {"bytes_useful", s.useful},
           {"bytes_over_fetched", s.over_fetch},
           {"bytes_copied_user", s.copied},
+          {"hedges_sent", spread_json(s.hedges_sent)},
+          {"hedges_won", spread_json(s.hedges_won)},
+          {"extra_bytes", spread_json(s.extra_bytes)},
+          {"max_gap", spread_json(s.max_gap)},
           {"error", s.error}};
 }
 
@@ -353,6 +399,10 @@ Summary summarize(const ContenderRuns& c) {
   };
   s.p50_us = spread(ok, [&](const RunResult& r) { return latency(r, kP50); });
   s.p99_us = spread(ok, [&](const RunResult& r) { return latency(r, kP99); });
+  s.hedges_sent = spread(ok, [](const RunResult& r) { return static_cast<double>(r.hedges_sent); });
+  s.hedges_won = spread(ok, [](const RunResult& r) { return static_cast<double>(r.hedges_won); });
+  s.extra_bytes = spread(ok, [](const RunResult& r) { return static_cast<double>(r.extra_bytes()); });
+  s.max_gap = spread(ok, [](const RunResult& r) { return static_cast<double>(r.max_gap); });
   return s;
 }
 
@@ -365,6 +415,8 @@ std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
     else if (cell.workload == "small") small_targets(cell, s, &out);
     else if (cell.workload == "latency") latency_targets(cell, s, &out);
     else if (cell.workload == "cold") cold_targets(cell, s, &out);
+    else if (cell.is_gap()) gap_targets(cell, s, &out);
+    else if (cell.is_straggler()) straggler_targets(cell, s, &out);
   }
   return out;
 }
@@ -372,7 +424,9 @@ std::vector<TargetCheck> check_targets(const std::vector<CellReport>& cells) {
 namespace {
 
 void print_bulk_table(std::FILE* out, const std::vector<CellReport>& cells) {
-  const auto bulk = [](const CellReport& c) { return !c.is_small() && !c.is_latency() && !c.is_fill() && !c.is_cold(); };
+  const auto bulk = [](const CellReport& c) {
+    return !c.is_small() && !c.is_latency() && !c.is_fill() && !c.is_cold() && !c.is_gap() && !c.is_straggler();
+  };
   if (std::none_of(cells.begin(), cells.end(), bulk)) return;
   std::fprintf(out, "\nBulk workloads (median [min-max] over repetitions; GB = 1e9 useful bytes; CPU = user+sys of "
                     "the client process)\n");
@@ -408,6 +462,113 @@ void print_latency_table(std::FILE* out, const std::vector<CellReport>& cells) {
   }
 }
 
+// One row per first-byte delay, one column per gap: median wall ms; then what the adaptive gap chose.
+void print_gap_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_gap(); })) return;
+  size_t reps = 0;
+  for (const CellReport& cell : cells)
+    if (cell.is_gap())
+      for (const ContenderRuns& c : cell.contenders) reps = std::max(reps, c.runs.size());
+  std::vector<std::string> gaps;
+  for (const FixedGap& g : kFixedGaps) gaps.emplace_back(g.contender);
+  gaps.emplace_back(kAdaptiveGap);
+  std::fprintf(out, "\nGap sweep (the latency workload's items from a FaultServer per first-byte delay; wall ms, median "
+                    "of %zu repetitions; every gap has a Store of its own, kept across repetitions and warmed by one "
+                    "untimed fetch; gap=auto leaves max_gap unset, \"chose\" is the Stats::max_gap it planned with)\n",
+               reps);
+  std::fprintf(out, "%-22s", "cell");
+  for (const std::string& g : gaps) std::fprintf(out, " %9s", g.c_str());
+  std::fprintf(out, "  %-17s %9s %9s %6s\n", "best fixed", "chose", "auto req", "ratio");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_gap()) continue;
+    std::fprintf(out, "%-22s", cell.label().c_str());
+    std::string best_name;
+    double best = 0;
+    for (const std::string& g : gaps) {
+      const ContenderRuns* runs = cell.find(g);
+      const Summary s = runs != nullptr ? summarize(*runs) : Summary{};
+      if (s.reps_ok == 0) {
+        std::fprintf(out, " %9s", runs != nullptr ? "FAILED" : "-");
+        continue;
+      }
+      const double ms = s.wall_s.median * kMillisPerSecond;
+      std::fprintf(out, " %9.1f", ms);
+      if (g != kAdaptiveGap && (best_name.empty() || ms < best)) {
+        best_name = g;
+        best = ms;
+      }
+    }
+    const ContenderRuns* adaptive = cell.find(kAdaptiveGap);
+    const Summary a = adaptive != nullptr ? summarize(*adaptive) : Summary{};
+    const std::string best_text = best_name.empty() ? "-" : best_name + " " + fmt("%.1f", best);
+    if (a.reps_ok == 0 || best_name.empty()) {
+      std::fprintf(out, "  %-17s\n", best_text.c_str());
+      continue;
+    }
+    std::fprintf(out, "  %-17s %9s %9llu %6.2f\n", best_text.c_str(),
+                 bytes_text(static_cast<uint64_t>(a.max_gap.median)).c_str(),
+                 static_cast<unsigned long long>(a.requests), a.wall_s.median * kMillisPerSecond / best);
+  }
+  std::fprintf(out, "wall ms min-max over the repetitions\n");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_gap()) continue;
+    std::fprintf(out, "%-22s", cell.label().c_str());
+    for (const std::string& g : gaps) {
+      const ContenderRuns* runs = cell.find(g);
+      const Summary s = runs != nullptr ? summarize(*runs) : Summary{};
+      const std::string text = s.reps_ok == 0 ? "-"
+                                              : fmt("%.0f", s.wall_s.min * kMillisPerSecond) + "-" +
+                                                    fmt("%.0f", s.wall_s.max * kMillisPerSecond);
+      std::fprintf(out, " %9s", text.c_str());
+    }
+    std::fprintf(out, "\n");
+  }
+  std::fprintf(out, "requests / over-fetched bytes per gap (last repetition)\n");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_gap()) continue;
+    std::fprintf(out, "%-22s", cell.label().c_str());
+    for (const std::string& g : gaps) {
+      const ContenderRuns* runs = cell.find(g);
+      const Summary s = runs != nullptr ? summarize(*runs) : Summary{};
+      const std::string text =
+          s.reps_ok == 0 ? "-" : std::to_string(s.requests) + "/" + bytes_text(s.over_fetch);
+      std::fprintf(out, " %9s", text.c_str());
+    }
+    std::fprintf(out, "\n");
+  }
+}
+
+// Hedged GETs against stragglers. Extra requests: hedges sent, over the requests the plan made. Extra bytes: the
+// answers of the attempts that lost (hedge_bytes_wasted) plus body bytes beyond the useful ones.
+void print_straggler_table(std::FILE* out, const std::vector<CellReport>& cells) {
+  if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_straggler(); })) return;
+  std::fprintf(out, "\nStragglers (FaultServer: every N-th answer late; hedged GETs on (ringfetch) and off "
+                    "(ringfetch-nohedge); fresh: a new Store per run, warm: one Store kept across runs, warmed by an "
+                    "untimed fetch; median [min-max] over repetitions)\n");
+  std::fprintf(out, "%-26s %-18s %-24s %6s %11s %10s %10s %18s\n", "cell", "contender", "wall ms", "req",
+               "hedges sent", "hedges won", "extra req", "extra bytes");
+  for (const CellReport& cell : cells) {
+    if (!cell.is_straggler()) continue;
+    for (const ContenderRuns& c : cell.contenders) {
+      const Summary s = summarize(c);
+      if (s.reps_ok == 0) {
+        std::fprintf(out, "%-26s %-18s FAILED: %s\n", cell.label().c_str(), c.contender.c_str(), s.error.c_str());
+        continue;
+      }
+      const Spread ms{s.wall_s.median * kMillisPerSecond, s.wall_s.min * kMillisPerSecond,
+                      s.wall_s.max * kMillisPerSecond};
+      const double requests = static_cast<double>(std::max<uint64_t>(1, s.requests));
+      const double useful = static_cast<double>(std::max<uint64_t>(1, s.useful));
+      const std::string extra_bytes = bytes_text(static_cast<uint64_t>(s.extra_bytes.median)) + " (" +
+                                      fmt("%.2f", s.extra_bytes.median / useful * kPercent) + "%)";
+      std::fprintf(out, "%-26s %-18s %-24s %6llu %11.0f %10.0f %9.1f%% %18s\n", cell.label().c_str(),
+                   c.contender.c_str(), with_range("%.1f", ms, c.runs.size() > 1).c_str(),
+                   static_cast<unsigned long long>(s.requests), s.hedges_sent.median, s.hedges_won.median,
+                   s.hedges_sent.median / requests * kPercent, extra_bytes.c_str());
+    }
+  }
+}
+
 void print_small_table(std::FILE* out, const std::vector<CellReport>& cells) {
   if (std::none_of(cells.begin(), cells.end(), [](const CellReport& c) { return c.is_small(); })) return;
   std::fprintf(out, "\nSmall reads (4 KiB each, no coalescing; latency = request issued -> its bytes delivered)\n");
@@ -429,6 +590,8 @@ void print_small_table(std::FILE* out, const std::vector<CellReport>& cells) {
 void print_tables(std::FILE* out, const std::vector<CellReport>& cells) {
   print_bulk_table(out, cells);
   print_latency_table(out, cells);
+  print_gap_table(out, cells);
+  print_straggler_table(out, cells);
   print_fill_table(out, cells);
   print_cold_table(out, cells);
   print_small_table(out, cells);
@@ -453,6 +616,13 @@ void write_json(const std::string& path, const Facts& facts, const BenchOptions&
                   {"small_reads", options.small_reads},
                   {"latency_bytes", options.latency_bytes},
                   {"latency_ms", options.latency_ms},
+                  {"gap_delays_ms", options.gap_delays_ms},
+                  {"straggler_parts", options.straggler_parts},
+                  {"straggler_part_bytes", options.straggler_part_bytes},
+                  {"straggler_every", options.straggler_every},
+                  {"straggler_ms", options.straggler_ms},
+                  {"straggler_base_ms", options.straggler_base_ms},
+                  {"straggler_connections", options.straggler_connections},
                   {"fill_bytes", options.fill_bytes},
                   {"fill_connections", options.fill_connections},
                   {"cold_first_bytes", options.cold_first_bytes},
@@ -488,7 +658,8 @@ std::string draw_plot(const std::string& png_path, const std::vector<CellReport>
                                                      "curl-default"};
   std::vector<const CellReport*> bulk, small;
   for (const CellReport& c : cells)
-    if (!c.is_cold()) (c.is_small() ? small : bulk).push_back(&c);  // cold start is in ms, not per GB: table only
+    // cold start, the gap sweep and stragglers are in ms, not per GB: tables only
+    if (!c.is_cold() && !c.is_gap() && !c.is_straggler()) (c.is_small() ? small : bulk).push_back(&c);
   std::string dir_template = (std::filesystem::temp_directory_path() / "ringfetch-bench-plot-XXXXXX").string();
   if (mkdtemp(dir_template.data()) == nullptr) return "cannot create a temporary directory for the plot data";
   const std::filesystem::path dir = dir_template;

@@ -15,13 +15,15 @@
 namespace ringfetch::bench {
 
 struct ContenderRuns {
-  std::string contender;  // ringfetch, ringfetch-1fetch, uring, raw, curl, curl-default, curl-naive
+  std::string contender;  // ringfetch, ringfetch-1fetch, ringfetch-nohedge, uring, raw, curl, curl-default,
+                          // curl-naive; gap=0 ... gap=auto in the gap sweep
   std::vector<RunResult> runs;
 };
 
 struct CellReport {
-  std::string workload;  // whole, checkpoint, small, latency, fill, cold
-  std::string variant;   // full / partial for checkpoint, partial for latency, else ""
+  std::string workload;  // whole, checkpoint, small, latency, fill, cold, gap, straggler
+  std::string variant;   // full / partial for checkpoint, partial for latency, the first-byte delay for gap
+                         // ("20ms"), fresh / warm (Store) for straggler, else ""
   Protocol protocol = Protocol::kHttp;
   unsigned connections = 1;
   std::vector<ContenderRuns> contenders;
@@ -30,6 +32,8 @@ struct CellReport {
   bool is_latency() const { return workload == "latency"; }
   bool is_fill() const { return workload == "fill"; }
   bool is_cold() const { return workload == "cold"; }
+  bool is_gap() const { return workload == "gap"; }
+  bool is_straggler() const { return workload == "straggler"; }
   std::string label() const;  // "whole https c=8", "checkpoint partial http c=8"
   const ContenderRuns* find(const std::string& contender) const;
 };
@@ -52,6 +56,11 @@ struct Summary {
   uint64_t over_fetch = 0; // body bytes received beyond the useful ones (coalesced gaps)
   uint64_t copied = 0;
   double switches_per_request = 0;  // voluntary context switches
+  // ringfetch: hedged GETs, bytes beyond the useful ones (gaps + lost hedges), the max_gap the fetch planned with.
+  Spread hedges_sent;
+  Spread hedges_won;
+  Spread extra_bytes;
+  Spread max_gap;
   std::string detail;
 };
 Summary summarize(const ContenderRuns& runs);

@@ -8,8 +8,10 @@
 // fill writes a whole object into a fresh, never-touched buffer per repetition (the first touch is timed), and cold
 // start times fresh processes of this program (--cold-start-child, see cold_start.hpp). The latency workload talks
 // to our FaultServer instead (a child process on the server CPU, holding its object in memory and delaying every
-// response's first byte, as an object store does). Prints the tables and the targets; optionally writes JSON and a
-// gnuplot figure.
+// response's first byte, as an object store does). So do the gap sweep (one FaultServer per first-byte delay;
+// ringfetch alone, with fixed max_gap values and with the adaptive one, each on a Store of its own kept across
+// repetitions) and the straggler workload (a FaultServer whose every N-th answer is late; ringfetch with hedged GETs
+// on and off). Prints the tables and the targets; optionally writes JSON and a gnuplot figure.
 #include <openssl/crypto.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -20,6 +22,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -98,23 +101,29 @@ struct Workloads {
   Workload small;
   Workload latency;
   Workload fill;  // the whole-object parts of a fill_bytes object, each filled in place into fresh memory
+  Workload straggler;  // small parts, one request each (the gap sweep reuses `latency`)
 };
 
 // A cell: one workload, protocol and connection count, and the contenders that run it.
 struct Cell {
   CellReport report;
   const Workload* workload = nullptr;
+  uint64_t delay_ms = 0;  // gap: the first-byte delay, which picks the server
 };
 
 struct Context {
   const BenchOptions& options;
   ServerEndpoint server;          // nginx
   ServerEndpoint latency_server;  // the FaultServer with a first-byte delay (http only)
+  std::map<uint64_t, ServerEndpoint> gap_servers;  // by first-byte delay in ms
+  ServerEndpoint straggler_server;
   DestinationBuffer& dest;
   RingfetchContender& ringfetch;
   UringContender* uring;  // registers all of `dest` once, as ringfetch's engine registers its arena once
 
   const ServerEndpoint& server_for(const Cell& cell) const {
+    if (cell.report.is_gap()) return gap_servers.at(cell.delay_ms);
+    if (cell.report.is_straggler()) return straggler_server;
     return cell.report.workload == "latency" ? latency_server : server;
   }
 };
@@ -177,14 +186,20 @@ std::vector<std::string> contenders_for(const std::string& workload, const Bench
   if (workload == "latency") all = {"ringfetch", "raw", "curl", "curl-naive"};
   if (workload == "fill") all = {"ringfetch", "uring", "raw", "curl"};
   if (workload == "cold") all = {"ringfetch", "raw", "curl"};
+  if (workload == "straggler") all = {"ringfetch", "ringfetch-nohedge"};
   std::vector<std::string> kept;
   for (const std::string& c : all)
     if (o.wants_contender(c)) kept.push_back(c);
+  if (workload == "gap") {  // all of them ringfetch: kept by "ringfetch" or by their own names
+    for (const FixedGap& g : kFixedGaps)
+      if (o.wants_contender("ringfetch") || o.wants_contender(g.contender)) kept.emplace_back(g.contender);
+    if (o.wants_contender("ringfetch") || o.wants_contender(kAdaptiveGap)) kept.emplace_back(kAdaptiveGap);
+  }
   return kept;
 }
 
 void add_cell(std::vector<Cell>* cells, const BenchOptions& o, const Workload& w, const std::string& workload,
-              const std::string& variant, Protocol protocol, unsigned connections) {
+              const std::string& variant, Protocol protocol, unsigned connections, uint64_t delay_ms = 0) {
   if (!o.wants_workload(workload) || !o.wants_protocol(to_string(protocol)) || !o.wants_connections(connections)) return;
   Cell cell;
   cell.report.workload = workload;
@@ -196,6 +211,7 @@ void add_cell(std::vector<Cell>* cells, const BenchOptions& o, const Workload& w
     cell.report.contenders.push_back({c, {}});
   }
   cell.workload = &w;
+  cell.delay_ms = delay_ms;
   if (!cell.report.contenders.empty()) cells->push_back(std::move(cell));
 }
 
@@ -207,6 +223,10 @@ std::vector<Cell> make_cells(const BenchOptions& o, const Workloads& w) {
   add_cell(&cells, o, w.checkpoint_partial, "checkpoint", "partial", Protocol::kHttp, o.checkpoint_connections);
   for (unsigned c : o.small_connections) add_cell(&cells, o, w.small, "small", "", Protocol::kHttp, c);
   add_cell(&cells, o, w.latency, "latency", "partial", Protocol::kHttp, o.latency_connections);
+  for (uint64_t d : o.gap_delays_ms)
+    add_cell(&cells, o, w.latency, "gap", std::to_string(d) + "ms", Protocol::kHttp, o.latency_connections, d);
+  add_cell(&cells, o, w.straggler, "straggler", "fresh", Protocol::kHttp, o.straggler_connections);
+  add_cell(&cells, o, w.straggler, "straggler", "warm", Protocol::kHttp, o.straggler_connections);
   add_cell(&cells, o, w.fill, "fill", "", Protocol::kHttp, o.fill_connections);
   add_cell(&cells, o, w.fill, "cold", "first", Protocol::kHttp, 1);
   add_cell(&cells, o, w.fill, "cold", "whole", Protocol::kHttp, o.fill_connections);
@@ -243,6 +263,16 @@ RingfetchJob ringfetch_job(const std::string& contender, const Cell& cell, const
   job.mode = contender == "ringfetch-1fetch" ? RingfetchMode::kPerRequest
              : cell.report.is_small()       ? RingfetchMode::kCallback
                                             : RingfetchMode::kViews;
+  job.hedge = contender != "ringfetch-nohedge";
+  // The straggler workload twice: a fresh Store per run (the harness's rule: it knows no first-byte times yet, so
+  // its first requests cannot be hedged), and one kept across runs and warmed by an untimed fetch.
+  if (cell.report.is_straggler() && cell.report.variant == "warm") job.keep_store = cell.report.label() + "/" + contender;
+  if (cell.report.is_gap()) {
+    job.keep_store = cell.report.label() + "/" + contender;
+    job.adaptive_gap = contender == kAdaptiveGap;
+    for (const FixedGap& g : kFixedGaps)
+      if (contender == g.contender) job.max_gap = g.bytes;
+  }
   return job;
 }
 
@@ -304,6 +334,7 @@ RunResult run_cold(const std::string& contender, const Cell& cell, const Context
 RunResult run_contender(const std::string& contender, const Cell& cell, Context& ctx) {
   if (cell.report.is_fill()) return run_fill(contender, cell, ctx);
   if (cell.report.is_cold()) return run_cold(contender, cell, ctx);
+  if (cell.report.is_gap()) return ctx.ringfetch.run(ringfetch_job(contender, cell, ctx));
   if (contender.rfind("ringfetch", 0) != 0) return run_transport(contender, cell, ctx);
   return ctx.ringfetch.run(ringfetch_job(contender, cell, ctx));
 }
@@ -318,6 +349,14 @@ void print_progress(unsigned rep, unsigned reps, const Cell& cell, const std::st
     std::fprintf(stderr, "[%u/%u] %-27s %-16s %8.1f ms to %s, %8.1f ms to exit, child CPU %.1f ms\n", rep + 1, reps,
                  cell.report.label().c_str(), contender.c_str(), r.wall_s * 1e3,
                  cell.report.variant == "whole" ? "loaded" : "first bytes", r.exit_s * 1e3, r.cpu_s() * 1e3);
+    return;
+  }
+  if (cell.report.is_gap() || cell.report.is_straggler()) {
+    std::fprintf(stderr, "[%u/%u] %-27s %-17s %8.1f ms  %5llu req  max_gap %8llu  hedges %llu sent %llu won  extra %llu B\n",
+                 rep + 1, reps, cell.report.label().c_str(), contender.c_str(), r.wall_s * 1e3,
+                 static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(r.max_gap),
+                 static_cast<unsigned long long>(r.hedges_sent), static_cast<unsigned long long>(r.hedges_won),
+                 static_cast<unsigned long long>(r.extra_bytes()));
     return;
   }
   const double gb = static_cast<double>(r.bytes_useful) / 1e9;
@@ -385,13 +424,16 @@ Workloads make_workloads(const BenchOptions& o) {
     std::fprintf(stderr, "wrote %s\n", checkpoint.key.c_str());
   Workload fill_workload = make_whole(fill);
   fill_workload.name = "fill";
+  const ObjectFile straggler = straggler_object(o.straggler_parts * o.straggler_part_bytes);
   return {make_whole(whole), make_checkpoint(checkpoint, false), make_checkpoint(checkpoint, true),
           make_small(whole, o.small_reads),
-          make_latency(latency_object(o.latency_bytes), latency_max_gap(o.latency_ms)), std::move(fill_workload)};
+          make_latency(latency_object(o.latency_bytes), latency_max_gap(o.latency_ms)), std::move(fill_workload),
+          make_parts("straggler", straggler, o.straggler_part_bytes)};
 }
 
 void describe_workloads(const Workloads& w, Facts* facts) {
-  for (const Workload* x : {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small, &w.latency, &w.fill}) {
+  for (const Workload* x :
+       {&w.whole, &w.checkpoint_full, &w.checkpoint_partial, &w.small, &w.latency, &w.fill, &w.straggler}) {
     facts->emplace("workload " + x->name,
                    x->object.key + ": " + std::to_string(x->items.size()) + " items, " +
                        std::to_string(x->bytes_useful) + " useful bytes, " + std::to_string(x->planned.size()) +
@@ -420,6 +462,29 @@ int run(const BenchOptions& o) {
         .cpu = cpus >= 2 ? o.server_cpu : -1});
     facts["latency server"] = latency_server->describe();
   }
+  std::map<uint64_t, std::unique_ptr<LatencyServer>> gap_servers;
+  if (o.wants_workload("gap") && o.wants_protocol("http") && o.wants_connections(o.latency_connections)) {
+    for (uint64_t d : o.gap_delays_ms) {
+      if (gap_servers.count(d) != 0) continue;
+      gap_servers[d] = std::make_unique<LatencyServer>(LatencyServerOptions{
+          .object_bytes = w.latency.object.size,
+          .object_seed = w.latency.object.seed,
+          .first_byte_delay = std::chrono::milliseconds(d),
+          .cpu = cpus >= 2 ? o.server_cpu : -1});
+      facts["gap server " + std::to_string(d) + "ms"] = gap_servers[d]->describe();
+    }
+  }
+  std::unique_ptr<LatencyServer> straggler_server;
+  if (o.wants_workload("straggler") && o.wants_protocol("http") && o.wants_connections(o.straggler_connections)) {
+    straggler_server = std::make_unique<LatencyServer>(LatencyServerOptions{
+        .object_bytes = w.straggler.object.size,
+        .object_seed = w.straggler.object.seed,
+        .first_byte_delay = std::chrono::milliseconds(o.straggler_base_ms),
+        .straggler_every = o.straggler_every,
+        .straggler_delay = std::chrono::milliseconds(o.straggler_ms),
+        .cpu = cpus >= 2 ? o.server_cpu : -1});
+    facts["straggler server"] = straggler_server->describe();
+  }
   testing::NginxServer nginx(o.data_dir, testing::NginxOptions{.enable_ipv6 = false});
   facts["pinning"] = pin(o, cpus, nginx.pid());
   facts["scheduling"] = prioritize(o, nginx.pid());
@@ -444,7 +509,11 @@ int run(const BenchOptions& o) {
   facts["ringfetch engine"] = ringfetch.describe() + ", " + std::to_string(kEngineThreads) + " engine thread";
   ServerEndpoint latency_endpoint;
   latency_endpoint.http_port = latency_server ? latency_server->port() : 0;
-  Context ctx{o, server, latency_endpoint, dest, ringfetch, uring.get()};
+  std::map<uint64_t, ServerEndpoint> gap_endpoints;
+  for (const auto& [d, s] : gap_servers) gap_endpoints[d].http_port = s->port();
+  ServerEndpoint straggler_endpoint;
+  straggler_endpoint.http_port = straggler_server ? straggler_server->port() : 0;
+  Context ctx{o, server, latency_endpoint, gap_endpoints, straggler_endpoint, dest, ringfetch, uring.get()};
   warm_up(cells, ctx);
   run_all(cells, ctx);
 

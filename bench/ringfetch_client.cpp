@@ -17,10 +17,11 @@ namespace {
 StoreOptions store_options(const RingfetchJob& job) {
   StoreOptions options;
   options.part_size = job.workload->part_size;
-  options.max_gap = job.workload->max_gap;
+  if (!job.adaptive_gap) options.max_gap = job.max_gap.value_or(job.workload->max_gap);
   options.max_in_flight = job.connections;
   options.http.connections = job.connections;
   options.http.ca_file = job.server.ca_file;
+  options.http.hedge = job.hedge;
   return options;
 }
 
@@ -132,6 +133,10 @@ void copy_stats(const Stats& s, RunResult* out) {
   out->bytes_useful = s.bytes_requested;
   out->bytes_wire = s.bytes_body;
   out->bytes_copied = s.bytes_copied_user;
+  out->hedges_sent = s.hedges_sent;
+  out->hedges_won = s.hedges_won;
+  out->hedge_bytes_wasted = s.hedge_bytes_wasted;
+  out->max_gap = s.max_gap;
   if (s.retries != 0) out->detail = "retries=" + std::to_string(s.retries);
   if (s.errors != 0 && out->error.empty()) out->error = "ringfetch: " + std::to_string(s.errors) + " item errors";
 }
@@ -147,6 +152,19 @@ RingfetchContender::RingfetchContender(unsigned threads, uint64_t arena_bytes) {
 
 RingfetchContender::~RingfetchContender() = default;
 
+Store* RingfetchContender::kept_store(const RingfetchJob& job, const StoreOptions& options, const Plan& plan) {
+  if (job.mode != RingfetchMode::kViews) throw std::invalid_argument("a kept Store is for kViews runs only");
+  std::unique_ptr<Store>& slot = kept_stores_[job.keep_store];
+  if (slot != nullptr) return slot.get();
+  auto store = std::make_unique<Store>(Store::open(job.server.root_url(job.protocol), *engine_, options));
+  Delivery warm(plan.size());
+  consume_views(*store, plan, &warm);  // untimed: connections, and the first measurements of an adaptive gap
+  const std::string error = check_views(warm.views, *job.workload);
+  if (!error.empty()) throw std::runtime_error("warm-up fetch failed (" + error + ")");
+  slot = std::move(store);
+  return slot.get();
+}
+
 std::string RingfetchContender::describe() const {
   const Stats s = engine_->stats();
   std::string text = s.backend + (s.buffers_registered ? ", registered buffers" : ", plain reads");
@@ -161,11 +179,22 @@ RunResult RingfetchContender::run(const RingfetchJob& job) {
   Delivery delivery(plan.size());
   std::vector<uint64_t> issue_ns;
   RunResult result;
+  Store* kept = nullptr;
+  if (!job.keep_store.empty()) {
+    try {
+      kept = kept_store(job, options, plan);
+    } catch (const std::exception& e) {
+      result.error = std::string("ringfetch: ") + e.what();
+      return result;
+    }
+  }
   engine_->reset_stats();
   Stopwatch clock;
   clock.start();
   try {
-    Store store = Store::open(job.server.root_url(job.protocol), *engine_, options);
+    std::optional<Store> fresh;
+    if (kept == nullptr) fresh.emplace(Store::open(job.server.root_url(job.protocol), *engine_, options));
+    Store& store = kept != nullptr ? *kept : *fresh;
     // Registering pins the pages, so fresh memory is faulted in here rather than by the reads.
     MemoryRegistration registration;
     if (!job.destination.empty()) registration = engine_->register_memory(job.destination);

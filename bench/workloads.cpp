@@ -23,6 +23,7 @@ namespace {
 constexpr uint64_t kWholeSeed = 0x5748'4f4c'45;       // "WHOLE"
 constexpr uint64_t kCheckpointSeed = 0x434b'5054;     // "CKPT"
 constexpr uint64_t kLatencySeed = 0x4c54'4e43;        // "LTNC"
+constexpr uint64_t kStragglerSeed = 0x5354'5247;      // "STRG"
 constexpr uint64_t kLayoutSeed = 20240611;            // tensor sizes and cluster choice
 constexpr uint64_t kSmallSeed = 4096;
 constexpr double kMinTensorLog2 = 12;                 // 4 KiB
@@ -188,6 +189,10 @@ ObjectFile checkpoint_object(uint64_t bytes) {
 
 ObjectFile latency_object(uint64_t bytes) { return {"latency-" + size_tag(bytes) + ".bin", bytes, kLatencySeed}; }
 
+ObjectFile straggler_object(uint64_t bytes) {
+  return {"straggler-" + std::to_string(bytes >> 10) + "K.bin", bytes, kStragglerSeed};
+}
+
 uint64_t latency_max_gap(uint64_t first_byte_latency_ms) {
   return first_byte_latency_ms * kS3ConnectionBytesPerSecond / kMillisPerSecond;
 }
@@ -201,10 +206,12 @@ bool ensure_object_file(const std::filesystem::path& dir, const ObjectFile& file
   return write;
 }
 
-Workload make_whole(const ObjectFile& object) {
-  Workload w{.name = "whole", .object = object, .part_size = kPartBytes, .max_gap = 0};
-  for (uint64_t offset = 0; offset < object.size; offset += kPartBytes)
-    w.items.push_back({offset, std::min(kPartBytes, object.size - offset)});
+Workload make_whole(const ObjectFile& object) { return make_parts("whole", object, kPartBytes); }
+
+Workload make_parts(std::string name, const ObjectFile& object, uint64_t part_bytes) {
+  Workload w{.name = std::move(name), .object = object, .part_size = part_bytes, .max_gap = 0};
+  for (uint64_t offset = 0; offset < object.size; offset += part_bytes)
+    w.items.push_back({offset, std::min(part_bytes, object.size - offset)});
   finish(&w);
   return w;
 }

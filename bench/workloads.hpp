@@ -9,6 +9,10 @@
 //   latency     a smaller checkpoint (a few hundred tensors, 4 KiB..16 MiB), 30% partial in clusters, served from
 //               memory by our FaultServer with a first-byte delay per response (see latency_server.hpp): the case
 //               where coalescing pays, as it does against an object store
+//   gap         the latency workload's items at several first-byte delays, each fetched with a range of fixed
+//               max_gap values and with the adaptive one (max_gap left unset: the Store measures it)
+//   straggler   an object read as many small ranged parts (nothing coalesces), served by a FaultServer that makes
+//               every N-th answer a straggler: what hedged GETs are for
 #pragma once
 
 #include <cstddef>
@@ -29,7 +33,7 @@ struct ObjectFile {
 };
 
 struct Workload {
-  std::string name;          // "whole", "checkpoint full", "checkpoint partial", "small"
+  std::string name;          // "whole", "checkpoint full", "checkpoint partial", "small", ...
   ObjectFile object;
   std::vector<ByteSpan> items;      // what the caller asks for, in plan order
   uint64_t part_size = 0;           // ringfetch StoreOptions that make it issue exactly `planned`
@@ -48,6 +52,16 @@ ObjectFile whole_object(uint64_t bytes);
 ObjectFile checkpoint_object(uint64_t bytes);
 // Not written to disk: the latency server builds it in memory from the same pattern.
 ObjectFile latency_object(uint64_t bytes);
+ObjectFile straggler_object(uint64_t bytes);
+
+// The gap sweep's contenders: ringfetch with each fixed max_gap, and with the adaptive one.
+struct FixedGap {
+  const char* contender;
+  uint64_t bytes;
+};
+inline constexpr FixedGap kFixedGaps[] = {
+    {"gap=0", 0}, {"gap=64K", 64 << 10}, {"gap=1M", 1 * kMiB}, {"gap=8M", 8 * kMiB}, {"gap=32M", 32 * kMiB}};
+inline constexpr const char* kAdaptiveGap = "gap=auto";
 
 // max_gap for a source with this first-byte latency: a gap is worth reading through instead of paying a new
 // request while reading it takes less than the latency, i.e. gap <= latency x per-connection bandwidth. The
@@ -65,6 +79,8 @@ Workload make_checkpoint(const ObjectFile& object, bool partial);
 Workload make_small(const ObjectFile& object, size_t count);
 // The checkpoint generator with tensors of 4 KiB..16 MiB (a few hundred in 256 MiB), 30% partial.
 Workload make_latency(const ObjectFile& object, uint64_t max_gap);
+// The whole object as `part_bytes` items, one request each (part_size = part_bytes, max_gap 0).
+Workload make_parts(std::string name, const ObjectFile& object, uint64_t part_bytes);
 
 // Checks three small windows (start, middle, end) of `bytes` against the pattern at `offset`; and the reverse,
 // zeroing those windows, so that a later contender reusing the memory cannot pass on stale bytes.
