@@ -309,9 +309,12 @@ void Attempt::on_receive_failed(int32_t result) {
   if (result == -ETIMEDOUT && state_ == State::kHead && parser_.buffered_bytes() == 0 && !hedge_checked_) {
     const uint64_t waited = engine::monotonic_ns() - sent_ns_;
     if (waited < uint64_t{call_.router_->options().first_byte_timeout_ms} * kNsPerMs) {
-      hedge_checked_ = true;
-      call_.hedge(*this);  // late, not lost: wait on, with a second attempt racing this one
-      receive_head();
+      const uint64_t threshold = call_.router_->timing()->threshold_ns();
+      if (threshold > 0 && waited >= threshold) {
+        hedge_checked_ = true;
+        call_.hedge(*this);  // late, not lost: wait on, with a second attempt racing this one
+      }
+      receive_head();  // a hedge timer that found no threshold yet is set again
       return;
     }
   }
@@ -352,9 +355,13 @@ void Attempt::receive_head() {
     timeout = waited < timeout ? timeout - waited : 1;
     // The first-byte wait doubles as the hedge timer: no timer of its own per request.
     if (!hedge_checked_ && call_.may_hedge(*this)) {
+      // Until enough first-byte times are known to say what late is, look again every hedge_min_ms: a request
+      // sent early is hedged too once the threshold exists.
       const uint64_t threshold = call_.router_->timing()->threshold_ns();
-      if (threshold > waited && threshold - waited < timeout) timeout = threshold - waited;
-      else if (threshold > 0) hedge_checked_ = true;  // too late or too near the timeout to be worth it
+      const uint64_t wake =
+          threshold > 0 ? threshold : waited + uint64_t{call_.router_->options().hedge_min_ms} * kNsPerMs;
+      if (wake > waited && wake - waited < timeout) timeout = wake - waited;
+      else hedge_checked_ = true;  // too late or too near the timeout to be worth it
     }
   }
   auto length = static_cast<uint32_t>(Connection::kHeadBufferBytes);
