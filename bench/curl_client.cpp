@@ -71,7 +71,9 @@ class CurlClient {
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_TIMEOUT, kTransferTimeoutS);
-    if (job_.protocol == Protocol::kHttps) curl_easy_setopt(e, CURLOPT_CAINFO, job_.server.ca_file.c_str());
+    if (job_.protocol == Protocol::kHttps && !job_.server.ca_file.empty()) {
+      curl_easy_setopt(e, CURLOPT_CAINFO, job_.server.ca_file.c_str());  // else libcurl's default trust store
+    }
     if (profile_ == CurlProfile::kTuned) {
       curl_easy_setopt(e, CURLOPT_BUFFERSIZE, kTunedBufferBytes);
       curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);

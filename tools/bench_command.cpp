@@ -7,12 +7,19 @@
 // The latency columns are the round trip of one small read issued alone (the random pattern's ranges, one at a
 // time after the throughput runs), which is as close to "first byte" as the public API can time. The hedges column
 // counts GETs sent a second time because their first byte was late (see HttpOptions::hedge; --no-hedge).
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -69,6 +76,9 @@ constexpr char kBenchHelp[] =
     "  --part-size BYTES   item size of the whole pattern and longest single request (default 8M)\n"
     "  --keep              keep the created objects (their prefix is printed)\n"
     "  --json              print one JSON object on stdout instead of the table\n"
+    "  --compare           http(s):// only: also read each pattern's ranges with libcurl (one GET per range,\n"
+    "                      the same connections), through ringfetch-curl-reader, built with the benchmarks\n"
+    "                      (found next to this program, in its bench/ directory, or at RINGFETCH_CURL_READER)\n"
     "  (BYTES take K, M, G suffixes)\n"
     "\n";
 
@@ -104,6 +114,7 @@ struct BenchOptions {
   uint64_t part_bytes = 0;
   bool keep = false;
   bool json = false;
+  bool compare = false;
   StoreOptions store;
 };
 
@@ -143,7 +154,7 @@ BenchOptions parse_bench_options(const Arguments& args) {
       "ringfetch bench", args,
       with_connection_options({{"--patterns", true}, {"--objects", true}, {"--size-mib", true}, {"--object", true},
                                {"--reads", true}, {"--read-size", true}, {"--reps", true}, {"--concurrency", true},
-                               {"--threads", true}, {"--part-size", true}, {"--keep", false}, {"--json", false}}));
+                               {"--threads", true}, {"--part-size", true}, {"--keep", false}, {"--json", false}, {"--compare", false}}));
   line.expect_positional({"ROOT_URL (the store root URL)"});
   BenchOptions options;
   options.root = std::string(line.positional()[0]);
@@ -160,11 +171,15 @@ BenchOptions parse_bench_options(const Arguments& args) {
   options.part_bytes = line.byte_count("--part-size", kDefaultPartBytes, 1, UINT64_MAX - 1);
   options.keep = line.has("--keep");
   options.json = line.has("--json");
+  options.compare = line.has("--compare");
   options.store = connection_options(line);
   options.store.part_size = options.part_bytes;
   if (options.kind == RootKind::kHttp && options.given_objects.empty()) {
     line.fail("http(s):// servers cannot be written to, so the bench cannot create objects there: name an existing "
               "object to read with --object KEY");
+  }
+  if (options.compare && options.kind != RootKind::kHttp) {
+    line.fail("--compare applies to http(s):// roots only (libcurl reads files and signs no S3 requests here)");
   }
   if (has_pattern(options, BenchPattern::kWrite) && options.kind != RootKind::kS3) {
     line.fail("the write pattern needs an s3:// root");
@@ -243,6 +258,111 @@ BenchRow timed_reads(BenchContext& context, Store& store, const Plan& plan, cons
   return median_of(std::move(runs));
 }
 
+// Runs argv[0] with `input` on its stdin (its stderr is ours); returns its stdout. Errors name the program.
+std::string run_with_input(const std::vector<std::string>& argv, const std::string& input) {
+  int in[2], out[2];
+  if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+    throw Error(ErrorKind::kIo, std::string("pipe: ") + std::strerror(errno));
+  }
+  const pid_t pid = fork();
+  if (pid < 0) throw Error(ErrorKind::kIo, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    dup2(in[0], STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    std::vector<char*> args;
+    for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  // The child reads all its input before it writes anything, so writing first cannot deadlock.
+  for (size_t done = 0; done < input.size();) {
+    const ssize_t n = write(in[1], input.data() + done, input.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the child is gone: its exit status says why
+    done += static_cast<size_t>(n);
+  }
+  close(in[1]);
+  std::string output;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = read(out[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    output.append(buffer, static_cast<size_t>(n));
+  }
+  close(out[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw Error(ErrorKind::kIo, argv[0] + " failed (" +
+                                    (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                                       : "signal " + std::to_string(WTERMSIG(status))) +
+                                    ")");
+  }
+  return output;
+}
+
+// The libcurl reader next to this program (or in its bench/ directory, or named by RINGFETCH_CURL_READER).
+std::string curl_reader_path() {
+  if (const char* named = std::getenv("RINGFETCH_CURL_READER"); named != nullptr && *named != '\0') return named;
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  for (const char* relative : {"ringfetch-curl-reader", "bench/ringfetch-curl-reader"}) {
+    const std::filesystem::path candidate = self.parent_path() / relative;
+    if (!error && access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  throw Error(ErrorKind::kInvalidArgument,
+              "--compare needs ringfetch-curl-reader (built with the benchmarks, RINGFETCH_BUILD_BENCH=ON); set "
+              "RINGFETCH_CURL_READER to its path");
+}
+
+std::string percent_encoded(std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : key) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += {'%', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return out;
+}
+
+// The plan's ranges read by libcurl, one GET per range over the same number of connections; its median run.
+BenchRow curl_row(const BenchContext& context, const Plan& plan, const std::string& label) {
+  const BenchOptions& options = context.options;
+  std::string ranges;
+  uint64_t bytes = 0;
+  for (const PlanItem& item : plan.items()) {
+    ranges += percent_encoded(item.object) + " " + std::to_string(item.offset) + " " + std::to_string(item.length) + "\n";
+    bytes += item.length;
+  }
+  std::vector<std::string> argv = {curl_reader_path(), options.root,
+                                   std::to_string(std::max(1u, options.store.http.connections)),
+                                   std::to_string(options.reps)};
+  if (!options.store.http.ca_file.empty()) argv.push_back(options.store.http.ca_file);
+  const std::string answer = run_with_input(argv, ranges);
+  BenchRow row;
+  row.pattern = "libcurl " + label;
+  try {
+    const nlohmann::json json = nlohmann::json::parse(answer);
+    row.bytes = bytes;
+    row.items = plan.size();
+    row.requests = json.at("requests").get<uint64_t>();
+    row.seconds = json.at("seconds").get<double>();
+    row.cpu_seconds = json.at("cpu_seconds").get<double>();
+    row.reps = json.at("reps").get<unsigned>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(ErrorKind::kIo, "ringfetch-curl-reader answered '" + answer.substr(0, 200) + "', not its JSON line");
+  }
+  return row;
+}
+
 // Each range of `plan` (up to kLatencySamples) fetched alone: the round trip of one small request.
 std::vector<double> single_read_latencies_ms(BenchContext& context, Store& store, const Plan& plan) {
   std::vector<double> samples;
@@ -264,23 +384,30 @@ std::vector<BenchRow> read_rows(BenchContext& context, Engine& engine, const std
   Store store = Store::open(options.root, engine, options.store);
   std::vector<BenchRow> rows;
   for (BenchPattern pattern : options.patterns) {
+    // With --compare, libcurl reads the same ranges right after ringfetch (one GET per range: it has no planner).
+    auto measure = [&](Store& on, const Plan& plan, const std::string& label) {
+      rows.push_back(timed_reads(context, on, plan, label));
+      if (options.compare) rows.push_back(curl_row(context, plan, label));
+    };
     if (pattern == BenchPattern::kWhole) {
-      rows.push_back(timed_reads(context, store, whole_plan(objects, options.part_bytes), "whole"));
+      measure(store, whole_plan(objects, options.part_bytes), "whole");
     } else if (pattern == BenchPattern::kCheckpoint) {
       const CheckpointPlans plans = checkpoint_plans(objects, kPartialFraction);
-      rows.push_back(timed_reads(context, store, plans.full, "checkpoint"));
+      measure(store, plans.full, "checkpoint");
       const auto percent = static_cast<long>(100.0 * static_cast<double>(plans.partial_bytes) /
                                              static_cast<double>(std::max<uint64_t>(plans.full_bytes, 1)) + 0.5);
-      rows.push_back(timed_reads(context, store, plans.partial, "checkpoint " + std::to_string(percent) + "%"));
+      measure(store, plans.partial, "checkpoint " + std::to_string(percent) + "%");
     } else if (pattern == BenchPattern::kRandom) {
       // No gap is worth reading for ranges this far apart: each range is its own request, as the pattern intends.
       StoreOptions scattered = options.store;
       scattered.max_gap = 0;
       Store random_store = Store::open(options.root, engine, scattered);
       const Plan plan = random_plan(objects, options.reads, options.read_bytes, kRandomSeed);
-      BenchRow row = timed_reads(context, random_store, plan, "random " + human_bytes(options.read_bytes));
+      const std::string label = "random " + human_bytes(options.read_bytes);
+      BenchRow row = timed_reads(context, random_store, plan, label);
       row.latencies_ms = single_read_latencies_ms(context, random_store, plan);
       rows.push_back(std::move(row));
+      if (options.compare) rows.push_back(curl_row(context, plan, label));
     }
   }
   return rows;
@@ -363,10 +490,10 @@ void print_table(const BenchOptions& options, const BenchReport& report) {
   std::printf("engine: %s, threads %u; each pattern run %u time%s after one untimed warm-up read, the median run "
               "shown\n\n",
               report.engine_stats.backend.c_str(), report.threads, options.reps, options.reps == 1 ? "" : "s");
-  std::printf("%-16s %11s %9s %8s %7s %8s %9s %8s %8s\n", "pattern", "bytes", "requests", "retries", "hedges", "GB/s",
+  std::printf("%-24s %11s %9s %8s %7s %8s %9s %8s %8s\n", "pattern", "bytes", "requests", "retries", "hedges", "GB/s",
               "CPU s/GB", "p50 ms", "p99 ms");
   for (const BenchRow& row : report.rows) {
-    std::printf("%-16s %11s %9llu %8llu %7llu %8s %9s %8s %8s\n", row.pattern.c_str(), human_bytes(row.bytes).c_str(),
+    std::printf("%-24s %11s %9llu %8llu %7llu %8s %9s %8s %8s\n", row.pattern.c_str(), human_bytes(row.bytes).c_str(),
                 static_cast<unsigned long long>(row.requests), static_cast<unsigned long long>(row.retries),
                 static_cast<unsigned long long>(row.hedges),
                 rate_text(row, row.gbps(), gbps_decimals(row.gbps())).c_str(),

@@ -201,6 +201,28 @@ TEST_F(BenchNginx, ReadsTheNamedObjectAndCreatesNothing) {
   EXPECT_EQ(fs::directory_iterator(dir_->path())->path().filename(), "data");  // nothing new in the document root
 }
 
+TEST_F(BenchNginx, CompareReadsTheSameRangesWithLibcurl) {
+  // The libcurl reader is built with the benchmarks only (not in the sanitizer flavours).
+  if (!fs::exists(fs::path(RINGFETCH_TEST_BUILD_DIR) / "bench" / "ringfetch-curl-reader")) {
+    GTEST_SKIP() << "ringfetch-curl-reader not built (RINGFETCH_BUILD_BENCH=OFF)";
+  }
+  const std::string root = nginx_->http_endpoint() + "/data";
+  const CliResult r = run_cli(small_run(
+      {"bench", root, "--object", "blob", "--json", "--part-size", "1M", "--patterns", "whole,random", "--compare"}));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const json report = parse_report(r, {"whole", "libcurl whole", "random", "libcurl random"});
+  // The same ranges: the same bytes, and one GET per range for libcurl (the whole pattern's parts, the random reads).
+  EXPECT_EQ(row_named(report, "libcurl whole").at("bytes"), row_named(report, "whole").at("bytes"));
+  EXPECT_EQ(row_named(report, "libcurl whole").at("requests").get<uint64_t>(), 4u);
+  EXPECT_EQ(row_named(report, "libcurl random").at("requests").get<uint64_t>(), 64u);
+}
+
+TEST(BenchErrors, CompareIsForHttpRootsOnly) {
+  testing::TempDir dir("ringfetch-bench-compare-");
+  EXPECT_TRUE(failed_with(run_cli({"bench", "file://" + dir.path().string(), "--compare"}), kExitUsage,
+                          "--compare applies to http(s):// roots only"));
+}
+
 TEST_F(BenchNginx, AMissingObjectIsOneRuntimeErrorLine) {
   const CliResult r = run_cli({"bench", nginx_->http_endpoint() + "/data", "--object", "absent"});
   EXPECT_TRUE(failed_with(r, kExitRuntimeError, "absent")) << describe(r);
