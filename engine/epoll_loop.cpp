@@ -1,6 +1,8 @@
 // The epoll backend of IoLoop, for hosts that refuse io_uring. File reads and writes are plain pread/pwrite done
 // at submit time (they do not block on readiness); socket operations are tried at once and otherwise wait for
-// readiness; timeouts are a deadline map consulted around epoll_wait. Same completions, same callbacks.
+// readiness; timeouts are a deadline heap consulted around epoll_wait. Same completions, same callbacks. In steady
+// state nothing here allocates: the heap is a vector that keeps its capacity, its entries are indexed from the
+// completions themselves, and an fd's waiter entry stays when the fd goes idle (fd numbers are reused).
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -11,9 +13,9 @@
 #include <cstring>
 #include <algorithm>
 #include <ctime>
-#include <map>
 #include <utility>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/io_loop.hpp"
 
@@ -21,6 +23,59 @@ namespace ringfetch::engine {
 namespace {
 
 constexpr int kMaxEpollEvents = 64;
+
+// A binary min-heap of completions by deadline; each knows its slot, so removal is O(log n) without a search.
+class DeadlineHeap {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  bool empty() const { return heap_.empty(); }
+  Completion* top() const { return heap_.front(); }
+  void push(Completion* c) {
+    heap_.push_back(c);
+    place(heap_.size() - 1, c);
+    sift_up(heap_.size() - 1);
+  }
+  void remove(Completion* c) {
+    const size_t i = c->deadline_slot;
+    assert(i < heap_.size() && heap_[i] == c);
+    Completion* last = heap_.back();
+    heap_.pop_back();
+    c->deadline_slot = kNone;
+    if (i == heap_.size()) return;  // it was the last
+    place(i, last);
+    sift_up(i);
+    sift_down(last->deadline_slot);
+  }
+
+ private:
+  void place(size_t i, Completion* c) {
+    heap_[i] = c;
+    c->deadline_slot = static_cast<uint32_t>(i);
+  }
+  void sift_up(size_t i) {
+    while (i > 0) {
+      const size_t parent = (i - 1) / 2;
+      if (heap_[parent]->deadline_ns <= heap_[i]->deadline_ns) return;
+      Completion* above = heap_[parent];
+      place(parent, heap_[i]);
+      place(i, above);
+      i = parent;
+    }
+  }
+  void sift_down(size_t i) {
+    for (;;) {
+      size_t least = i;
+      for (size_t child : {2 * i + 1, 2 * i + 2})
+        if (child < heap_.size() && heap_[child]->deadline_ns < heap_[least]->deadline_ns) least = child;
+      if (least == i) return;
+      Completion* below = heap_[least];
+      place(least, heap_[i]);
+      place(i, below);
+      i = least;
+    }
+  }
+  std::vector<Completion*> heap_;
+};
 
 class EpollLoop final : public IoLoop {
  public:
@@ -58,7 +113,7 @@ class EpollLoop final : public IoLoop {
         return;
       case Completion::Op::kTimeout:
         c->deadline_ns = monotonic_ns() + c->timeout_ns;
-        deadlines_.emplace(c->deadline_ns, c);
+        deadlines_.push(c);
         return;
       case Completion::Op::kConnect:
         start_connect(c);
@@ -88,7 +143,7 @@ class EpollLoop final : public IoLoop {
     if (ran > 0) timeout_ns = 0;
     if (!deadlines_.empty()) {
       uint64_t now = monotonic_ns();
-      uint64_t first = deadlines_.begin()->first;
+      uint64_t first = deadlines_.top()->deadline_ns;
       timeout_ns = std::min(timeout_ns, first > now ? first - now : 0);
     }
     epoll_event events[kMaxEpollEvents];
@@ -176,7 +231,7 @@ class EpollLoop final : public IoLoop {
     rearm(c->fd, w);
     if (c->timeout_ns != 0) {
       c->deadline_ns = monotonic_ns() + c->timeout_ns;
-      deadlines_.emplace(c->deadline_ns, c);
+      deadlines_.push(c);
     }
   }
 
@@ -188,8 +243,7 @@ class EpollLoop final : public IoLoop {
     ev.data.fd = fd;
     if (want == 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     else epoll_ctl(epoll_fd_, w.armed == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
-    w.armed = want;
-    if (want == 0) waiters_.erase(fd);
+    w.armed = want;  // an idle fd keeps its entry: erasing and re-making it would allocate per operation
   }
 
   void on_ready(int fd, uint32_t events) {
@@ -221,13 +275,7 @@ class EpollLoop final : public IoLoop {
 
   void drop_deadline(Completion* c) {
     if (c->deadline_ns == 0) return;
-    auto [first, last] = deadlines_.equal_range(c->deadline_ns);
-    for (auto it = first; it != last; ++it) {
-      if (it->second == c) {
-        deadlines_.erase(it);
-        break;
-      }
-    }
+    if (c->deadline_slot != DeadlineHeap::kNone) deadlines_.remove(c);
     c->deadline_ns = 0;
   }
 
@@ -246,9 +294,9 @@ class EpollLoop final : public IoLoop {
 
   void expire_deadlines() {
     uint64_t now = monotonic_ns();
-    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-      Completion* c = deadlines_.begin()->second;
-      deadlines_.erase(deadlines_.begin());
+    while (!deadlines_.empty() && deadlines_.top()->deadline_ns <= now) {
+      Completion* c = deadlines_.top();
+      deadlines_.remove(c);
       c->deadline_ns = 0;
       forget(c);
       c->result = c->op == Completion::Op::kTimeout ? 0 : -ETIMEDOUT;
@@ -280,7 +328,7 @@ class EpollLoop final : public IoLoop {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::unordered_map<int, FdWaiters> waiters_;
-  std::multimap<uint64_t, Completion*> deadlines_;
+  DeadlineHeap deadlines_;
   Completion* completed_head_ = nullptr;
   Completion* completed_tail_ = nullptr;
   size_t in_flight_ = 0;

@@ -54,6 +54,7 @@ struct Completion {
   bool timed_out = false;
   Completion* timed_prev = nullptr;  // io_uring backend: list of ops with a deadline
   Completion* timed_next = nullptr;
+  uint32_t deadline_slot = UINT32_MAX;  // the epoll backend's place for it in its deadline heap
 };
 
 enum class BackendKind { kIoUring, kEpoll };
