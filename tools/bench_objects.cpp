@@ -16,6 +16,7 @@
 #include <exception>
 #include <thread>
 
+#include "demo_dataset.hpp"
 #include "interrupts.hpp"
 #include "ringfetch/error.hpp"
 
@@ -40,16 +41,6 @@ std::string root_directory(std::string_view root_url) {
   std::string path(root_url.substr(scheme_end + 3));
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   return path;
-}
-
-void write_all(int fd, const std::byte* data, size_t length, const std::string& path) {
-  while (length > 0) {
-    const ssize_t n = ::write(fd, data, length);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(ErrorKind::kIo, "cannot write " + path + ": " + std::strerror(errno));
-    data += n;
-    length -= static_cast<size_t>(n);
-  }
 }
 
 void write_one_file(const std::string& path, uint64_t seed, uint64_t size, std::vector<std::byte>& buffer) {

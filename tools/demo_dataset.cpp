@@ -67,6 +67,8 @@ uint64_t draw_item_length(LayoutRandom& random, uint64_t largest) {
   return std::clamp(round_down(length, kItemAlignment), kSmallestItemBytes, largest);
 }
 
+}  // namespace
+
 void write_all(int fd, const std::byte* data, size_t length, const std::string& path) {
   while (length > 0) {
     const ssize_t n = ::write(fd, data, length);
@@ -76,8 +78,6 @@ void write_all(int fd, const std::byte* data, size_t length, const std::string& 
     length -= static_cast<size_t>(n);
   }
 }
-
-}  // namespace
 
 DatasetLayout layout_dataset(uint64_t target_bytes) {
   DatasetLayout layout;

@@ -52,4 +52,7 @@ class PatternChecker {
   std::vector<std::byte> expected_;
 };
 
+// Writes all of data[0, length) to `fd` (retrying short writes and EINTR); kIo naming `path` otherwise.
+void write_all(int fd, const std::byte* data, size_t length, const std::string& path);
+
 }  // namespace ringfetch::cli

@@ -20,6 +20,7 @@
 #include "ringfetch/ringfetch.hpp"
 #include "ringfetch/s3/s3_client.hpp"
 #include "servers/nginx_server.hpp"
+#include "servers/loopback.hpp"
 #include "servers/run_cli.hpp"
 #include "servers/s3rver_server.hpp"
 #include "servers/temp_dir.hpp"
@@ -46,18 +47,6 @@ std::vector<std::string> small_run(std::vector<std::string> args) {
   return args;
 }
 
-// A loopback port nobody listens on (bound, then closed).
-uint16_t closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 // The report parses, has one row per expected pattern label prefix, and every row moved bytes with requests.
 json parse_report(const CliResult& r, const std::vector<std::string>& patterns) {
@@ -162,7 +151,7 @@ TEST(BenchErrors, WriteNeedsAnS3Root) {
 }
 
 TEST(BenchErrors, UnreachableHttpEndpointIsOneRuntimeErrorLine) {
-  const std::string root = "http://127.0.0.1:" + std::to_string(closed_port());
+  const std::string root = "http://127.0.0.1:" + std::to_string(testing::pick_free_port(false));
   const CliResult r = run_cli({"bench", root, "--object", "blob", "--connect-timeout", "1", "--max-attempts", "1"});
   EXPECT_TRUE(failed_with(r, kExitRuntimeError, "127.0.0.1")) << describe(r);
 }
@@ -336,8 +325,8 @@ TEST_F(BenchS3, ReadsNamedObjectsWithoutCreatingAny) {
 TEST_F(BenchS3, UnreachableEndpointIsOneRuntimeErrorLine) {
   const CliResult r = testing::run_cli(
       small_run({"bench", std::string("s3://") + kBucket, "--endpoint-url",
-                 "http://127.0.0.1:" + std::to_string(closed_port()), "--connect-timeout", "1", "--max-attempts",
-                 "1"}),
+                 "http://127.0.0.1:" + std::to_string(testing::pick_free_port(false)), "--connect-timeout", "1",
+                 "--max-attempts", "1"}),
       s3_cli_environment());
   EXPECT_TRUE(failed_with(r, kExitRuntimeError, "127.0.0.1")) << describe(r);
 }

@@ -20,6 +20,7 @@
 
 #include "ringfetch/ringfetch.hpp"
 #include "ringfetch/s3/s3_client.hpp"
+#include "servers/loopback.hpp"
 #include "servers/run_cli.hpp"
 #include "servers/s3rver_server.hpp"
 #include "servers/temp_dir.hpp"
@@ -74,18 +75,6 @@ std::string as_string(const std::vector<std::byte>& bytes) {
 }
 
 
-// A loopback port nobody listens on (bound, then closed).
-uint16_t closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 class CliS3 : public ::testing::Test {
  protected:
@@ -275,7 +264,7 @@ TEST_F(CliS3, AnUnknownAccessKeyIsInvalidAccessKeyId) {
 }
 
 TEST_F(CliS3, AnUnreachableEndpointIsOneLineNamingIt) {
-  const std::string endpoint = "http://127.0.0.1:" + std::to_string(closed_port());
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(testing::pick_free_port(false));
   const CliResult r = testing::run_cli({"ls", "s3://" + bucket_, "--endpoint", endpoint}, cli_environment("S3RVER"));
   EXPECT_EQ(r.exit_code, kExitRuntimeError) << describe(r);
   EXPECT_EQ(line_count(r.err), 1u) << describe(r);
