@@ -4,8 +4,6 @@
 // pre-faulted memory, REPS times, and prints the median run as one JSON line: seconds, cpu_seconds, requests,
 // bytes. libcurl stays out of the library and the `ringfetch` command; the command runs this program.
 //   usage: ringfetch-curl-reader ROOT_URL CONNECTIONS REPS [CA_FILE]
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "curl_client.hpp"
+#include "destination_buffer.hpp"
 #include "measure.hpp"
 
 namespace ringfetch::bench {
@@ -54,25 +53,6 @@ Root parse_root(const std::string& url) {
   return root;
 }
 
-// Object-sized memory, touched once before any timing (as the harness's contenders get it).
-class Mirror {
- public:
-  explicit Mirror(uint64_t bytes) : bytes_(std::max<uint64_t>(bytes, 1)) {
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap of " + std::to_string(bytes_) + " bytes failed");
-    std::memset(p, 0, bytes_);
-    data_ = static_cast<std::byte*>(p);
-  }
-  ~Mirror() { munmap(data_, bytes_); }
-  Mirror(const Mirror&) = delete;
-  Mirror& operator=(const Mirror&) = delete;
-  std::span<std::byte> span() const { return {data_, bytes_}; }
-
- private:
-  std::byte* data_ = nullptr;
-  uint64_t bytes_ = 0;
-};
-
 struct Object {
   std::vector<ByteSpan> ranges;
   uint64_t end = 0;
@@ -95,8 +75,10 @@ int run(int argc, char** argv) {
     object.ranges.push_back({offset, length});
     object.end = std::max(object.end, offset + length);
   }
-  std::vector<std::unique_ptr<Mirror>> mirrors;
-  for (const auto& [name, object] : objects) mirrors.push_back(std::make_unique<Mirror>(object.end));
+  std::vector<std::unique_ptr<DestinationBuffer>> mirrors;  // object-sized, touched before any timing
+  for (const auto& [name, object] : objects) {
+    mirrors.push_back(std::make_unique<DestinationBuffer>(std::max<uint64_t>(object.end, 1)));
+  }
   init_curl();
   std::vector<RunResult> runs;
   for (unsigned rep = 0; rep < reps; ++rep) {
@@ -110,7 +92,7 @@ int run(int argc, char** argv) {
       job.path = root.prefix + "/" + name;
       job.connections = connections;
       job.requests = object.ranges;
-      job.dest = mirrors[index++]->span();
+      job.dest = mirrors[index++]->all();
       RunResult r;
       Stopwatch watch;
       watch.start();

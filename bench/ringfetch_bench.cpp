@@ -34,6 +34,7 @@
 #include "cold_start.hpp"
 #include "cpu_affinity.hpp"
 #include "curl_client.hpp"
+#include "destination_buffer.hpp"
 #include "latency_server.hpp"
 #include "measure.hpp"
 #include "raw_client.hpp"
@@ -51,28 +52,6 @@ constexpr uint64_t kArenaItemAlign = 64;           // RegisteredArena::kMinAlign
 constexpr unsigned kEngineThreads = 1;             // the client owns one CPU
 constexpr unsigned kWarmupConnections = 16;
 constexpr uint64_t kMinDestinationBytes = 1 * kMiB;  // when only fill cells run, the shared destination is unused
-
-// Memory that every transport contender writes into: mapped once, huge pages asked for (as ringfetch's arena
-// does), faulted in before the first run and reused by every run.
-class DestinationBuffer {
- public:
-  explicit DestinationBuffer(uint64_t bytes) : bytes_(bytes) {
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::runtime_error("mmap of the destination buffer failed");
-    madvise(p, bytes, MADV_HUGEPAGE);
-    std::memset(p, 0, bytes);
-    data_ = static_cast<std::byte*>(p);
-  }
-  ~DestinationBuffer() { munmap(data_, bytes_); }
-  DestinationBuffer(const DestinationBuffer&) = delete;
-  DestinationBuffer& operator=(const DestinationBuffer&) = delete;
-  std::span<std::byte> span(uint64_t n) const { return {data_, n}; }
-  std::span<std::byte> all() const { return {data_, bytes_}; }
-
- private:
-  std::byte* data_ = nullptr;
-  uint64_t bytes_ = 0;
-};
 
 // The fill workload's memory: mapped afresh for every run, before the clock starts, and neither pre-faulted nor
 // advised to use huge pages (what a loader allocating new tensors gets), so that the first touch of every page
