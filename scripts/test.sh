@@ -28,7 +28,7 @@ for flavour in $flavours; do
       run_ctest build-asan "ASan+UBSan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ;;
     tsan) bash scripts/build.sh tsan
       # The engine, http, s3 and store suites (several engine threads, concurrent fetches from several callers).
-      run_ctest build-tsan "ThreadSanitizer" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ;;
+      run_ctest build-tsan "ThreadSanitizer" TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp" ;;
     fuzz) bash scripts/build.sh fuzz
       echo "== tests: fuzz targets"
       (cd build-fuzz && ctest -L fuzz --output-on-failure) ;;
