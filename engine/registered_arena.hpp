@@ -27,7 +27,9 @@ struct ArenaChunk {
   std::byte* data = nullptr;
   uint64_t length = 0;       // usable bytes
   uint64_t mapped = 0;       // mapping length (huge-page rounded)
-  int32_t slot = -1;         // registered-buffer slot, or -1 (plain reads)
+  // Registered-buffer slot, or -1 (plain reads). Written under the arena's lock; read by ring threads without it
+  // (a span's buf_index), and cleared at engine shutdown while they may still be draining: hence atomic.
+  std::atomic<int32_t> slot{-1};
   std::map<uint64_t, uint64_t> free;  // offset -> length of free blocks
   uint64_t in_use = 0;
 };
@@ -36,7 +38,7 @@ struct ArenaSpan {
   std::byte* data = nullptr;
   uint64_t length = 0;
   ArenaChunk* chunk = nullptr;
-  int32_t buf_index() const noexcept { return chunk != nullptr ? chunk->slot : -1; }
+  int32_t buf_index() const noexcept { return chunk != nullptr ? chunk->slot.load(std::memory_order_relaxed) : -1; }
 };
 
 // How the arena gets chunks into (and out of) the rings' buffer tables. Implemented by the engine.
