@@ -20,7 +20,7 @@ max_gap over the latency workload's items at several first-byte delays (fixed ga
 unset; every gap keeps one Store, warmed by one untimed fetch, so the adaptive gap has measured something).
 straggler fetches many small parts from a FaultServer whose every N-th answer is late, with hedged GETs on
 (ringfetch) and off (ringfetch-nohedge).
-  --reps N             repetitions of every cell (default 5)
+  --reps N             repetitions of every cell (default 5; the gap workload's short cells run 3x as many)
   --quick              1 repetition; 256 MiB whole object over 1, 8 and 16 connections, 512 MiB checkpoint,
                        5000 small reads (the latency, gap, straggler, fill and cold workloads keep their sizes)
   --json FILE          write every figure as JSON

@@ -7,8 +7,9 @@
 //    keeps hedges to a few percent of requests.
 //  - The adaptive gap: reading a gap of g bytes on a connection costs g / (its throughput); a new request costs a
 //    first-byte wait. Reading the gap is cheaper while g < first-byte latency x per-connection throughput, which is
-//    the max_gap the planner uses when the caller left it at its default (the median first-byte time and a moving
-//    average of body throughput, measured on bodies large enough to time).
+//    the max_gap the planner uses when the caller left it at its default (the p10 first-byte time — queueing behind
+//    other connections' bodies inflates the median and is paid either way — and a moving average of body
+//    throughput, measured on bodies large enough to time).
 #pragma once
 
 #include <array>
@@ -39,6 +40,7 @@ class RequestTiming {
   static constexpr uint64_t kMinSamples = 8;
   static constexpr uint64_t kMinTimedBody = 256 << 10;
   static constexpr uint64_t kMaxGap = 64ull << 20;
+  static constexpr uint64_t kGapQuantilePerThousand = 100;  // the first-byte quantile the gap is planned with
 
  private:
   static constexpr size_t kBuckets = 96;         // 2^(i/4) microseconds: 1 µs .. ~16 min
