@@ -55,8 +55,30 @@ bool ExitGate::closed() noexcept { return gate_closed.load(); }
 
 void ExitGate::close_and_drain() noexcept {
   gate_closed.store(true);
-  ReleaseGilIfHeld unlocked;  // running callbacks need the GIL to finish
+  // Running callbacks, and threads coming back from C++, need the GIL to finish. This is the finalizing thread, so
+  // it may take the GIL back while the interpreter exits.
+  PyThreadState* saved = PyGILState_Check() ? PyEval_SaveThread() : nullptr;
   while (gate_active.load() > 0) std::this_thread::sleep_for(kDrainPoll);
+  if (saved != nullptr) PyEval_RestoreThread(saved);
+}
+
+ReleaseGilIfHeld::ReleaseGilIfHeld() noexcept {
+  if (!PyGILState_Check()) return;
+  if (PyThread_get_thread_ident() != main_thread.load()) {
+    gated_ = ExitGate::enter();
+    park_after_ = !gated_;
+  }
+  saved_ = PyEval_SaveThread();
+}
+
+ReleaseGilIfHeld::~ReleaseGilIfHeld() {
+  if (saved_ == nullptr) return;
+  if (park_after_) {
+    for (;;) ::pause();  // the interpreter is exiting; this daemon thread is not needed again
+  }
+  park_if_interpreter_exiting();
+  PyEval_RestoreThread(saved_);
+  if (gated_) ExitGate::leave();  // after the GIL is back: the drain waits until this thread is back in Python
 }
 
 void ExitGate::install_fork_handler() noexcept { ::pthread_atfork(nullptr, nullptr, &reset_in_child); }

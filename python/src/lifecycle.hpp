@@ -74,21 +74,22 @@ auto without_gil(F&& f) {
 
 // Releases the GIL for its scope when the calling thread holds it. C++ destructors that wait for engine threads
 // (batches, readers, stores, engines) run under it: an engine thread may be waiting for the GIL to run a callback.
+// CPython ends a thread that asks for the GIL while the interpreter finalizes (pthread_exit), and that unwinding
+// through this destructor aborts the process. So on any thread but the main one the GIL is released inside the exit
+// gate, and the drain at exit waits until the thread holds it again; once the gate is closed (only daemon threads
+// are left then), such a thread still releases the GIL for the C++ work but parks for good instead of asking for it
+// back.
 class ReleaseGilIfHeld {
  public:
-  ReleaseGilIfHeld() {
-    if (PyGILState_Check()) saved_ = PyEval_SaveThread();
-  }
-  ~ReleaseGilIfHeld() {
-    if (saved_ == nullptr) return;
-    park_if_interpreter_exiting();
-    PyEval_RestoreThread(saved_);
-  }
+  ReleaseGilIfHeld() noexcept;
+  ~ReleaseGilIfHeld();
   ReleaseGilIfHeld(const ReleaseGilIfHeld&) = delete;
   ReleaseGilIfHeld& operator=(const ReleaseGilIfHeld&) = delete;
 
  private:
   PyThreadState* saved_ = nullptr;
+  bool gated_ = false;       // counted by the exit gate until the GIL is back
+  bool park_after_ = false;  // the gate was closed: never ask for the GIL again
 };
 
 // A C++ object that belongs to the process that made it. Engines own threads, and batches, readers and stores
