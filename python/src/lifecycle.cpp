@@ -22,6 +22,11 @@ void reset_in_child() {
   gate_closed.store(false);
 }
 
+// For a thread that must never take the GIL again: the process is exiting without it.
+[[noreturn]] void park_forever() noexcept {
+  for (;;) ::pause();
+}
+
 bool interpreter_finalizing() noexcept {
 #if PY_VERSION_HEX >= 0x030D0000
   return Py_IsFinalizing() != 0;
@@ -36,7 +41,7 @@ void remember_main_thread(unsigned long ident) noexcept { main_thread.store(iden
 
 void park_if_interpreter_exiting() noexcept {
   if (!interpreter_finalizing() || PyThread_get_thread_ident() == main_thread.load()) return;
-  for (;;) ::pause();
+  park_forever();
 }
 
 bool ExitGate::enter() noexcept {
@@ -73,9 +78,7 @@ ReleaseGilIfHeld::ReleaseGilIfHeld() noexcept {
 
 ReleaseGilIfHeld::~ReleaseGilIfHeld() {
   if (saved_ == nullptr) return;
-  if (park_after_) {
-    for (;;) ::pause();  // the interpreter is exiting; this daemon thread is not needed again
-  }
+  if (park_after_) park_forever();  // the interpreter is exiting; this daemon thread is not needed again
   park_if_interpreter_exiting();
   PyEval_RestoreThread(saved_);
   if (gated_) ExitGate::leave();  // after the GIL is back: the drain waits until this thread is back in Python

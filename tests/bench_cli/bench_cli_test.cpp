@@ -47,7 +47,6 @@ std::vector<std::string> small_run(std::vector<std::string> args) {
   return args;
 }
 
-
 // The report parses, has one row per expected pattern label prefix, and every row moved bytes with requests.
 json parse_report(const CliResult& r, const std::vector<std::string>& patterns) {
   EXPECT_EQ(line_count(r.out), 1u) << "--json must print one object\n" << describe(r);
